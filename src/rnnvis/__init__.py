@@ -1,0 +1,58 @@
+"""rnnvis: visual analysis of recurrent neural networks.
+
+The public API is flat; names are imported on first use so that `rnnvis --help`
+and the server start without loading torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "RnnvisError": ".errors",
+    "NotFound": ".errors",
+    "Workspace": ".workspace",
+    "Catalog": ".catalog",
+    # data
+    "Document": ".data",
+    "Corpus": ".data",
+    "list_datasets": ".data",
+    "fetch_dataset": ".data",
+    "load_dataset": ".data",
+    "load_corpus": ".data",
+    "load_user_data": ".data",
+    "WordTokenizer": ".data",
+    "CharTokenizer": ".data",
+    # models and training
+    "TrainConfig": ".models",
+    "train": ".models",
+    "evaluate": ".models",
+    "build_model": ".models",
+    "load_checkpoint": ".models",
+    "compute_baselines": ".baselines",
+    # recording
+    "record": ".recording",
+    "Recording": ".recording",
+    "record_corpus": ".recording",
+    "Store": ".recording",
+    "record_model": ".recorder",
+    "load_model": ".recorder",
+    # demo
+    "prepare_demo": ".demo",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rnnvis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,155 @@
+"""The `rnnvis` command line. `serve` is the default command.
+
+Every command takes --home DIR (default $RNNVIS_HOME or ~/.rnnvis). Errors a
+user can fix are printed on one line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from .errors import RnnvisError
+
+COMMANDS = ("serve", "demo", "data", "train", "record", "models", "runs")
+
+
+def _add_home(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", metavar="DIR", help="workspace folder (default: $RNNVIS_HOME or ~/.rnnvis)")
+
+
+def _add_serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; any other address requires a token)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--token", help="access token required when not bound to localhost (default: generated)")
+    p.add_argument("--no-browser", action="store_true", help="accepted for compatibility; rnnvis never opens one")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnvis",
+        description="Visual analysis of recurrent neural networks (RNN, GRU, LSTM). "
+        "Run without a command to serve the web app.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="serve the web app and JSON API (default command)",
+                       description="Serve the web app and its JSON API (OpenAPI at /docs).")
+    _add_home(p)
+    _add_serve_options(p)
+
+    p = sub.add_parser("demo", help="fetch the demo data, train the demo models once, then serve",
+                       description="Fetch the built-in demo corpora, train the demo models (first run "
+                       "about 10 minutes on 2 CPU cores; later runs reuse them), then serve the app.")
+    _add_home(p)
+    _add_serve_options(p)
+    p.add_argument("--no-serve", action="store_true", help="prepare the demo models and exit")
+    p.add_argument("--only", action="append", metavar="MODEL", help="prepare only this demo model (repeatable)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+
+    p = sub.add_parser("data", help="list and fetch built-in data sets",
+                       description="List and fetch the built-in real corpora.")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    q = dsub.add_parser("list", help="list the built-in data sets, their size and whether fetched")
+    _add_home(q)
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q = dsub.add_parser("get", help="fetch one or more built-in data sets")
+    _add_home(q)
+    q.add_argument("names", nargs="+", metavar="NAME")
+    q = dsub.add_parser("show", help="summarise a built-in data set or a file of your own")
+    _add_home(q)
+    q.add_argument("ref", metavar="NAME_OR_PATH")
+    _add_user_data_options(q)
+
+    p = sub.add_parser("train", help="train a model on a built-in data set or your own file",
+                       description="Train a language model or a sequence classifier. Metrics are "
+                       "logged in the catalog; checkpoints are saved per epoch and for the best epoch.")
+    _add_home(p)
+    _add_train_options(p)
+
+    p = sub.add_parser("record", help="record every hidden state, cell state and gate of a model on a corpus",
+                       description="Record per-token states and streaming statistics into the workspace.")
+    _add_home(p)
+    p.add_argument("model", metavar="MODEL", help="model name or id (see `rnnvis models`)")
+    p.add_argument("--data", help="data set name or path (default: the model's training data)")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--streams", default="*", help="comma-separated glob patterns of streams to store per token")
+    p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    p.add_argument("--window", type=int, default=200, help="tokens per window for long documents")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-tokens", type=int, help="record at most this many tokens of the split")
+    _add_user_data_options(p)
+
+    p = sub.add_parser("models", help="list trained models")
+    _add_home(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("runs", help="list training runs and their final metrics")
+    _add_home(p)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _add_user_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("your own data (when the data is a file or folder)")
+    g.add_argument("--format", dest="fmt", choices=["text", "csv", "jsonl"], help="default: from the suffix")
+    g.add_argument("--text-column", default="text", help="CSV/JSONL column holding the text (default: text)")
+    g.add_argument("--label-column", help="CSV/JSONL column holding a class label (makes a classification task)")
+    g.add_argument("--per-line", action="store_true", help="a text file holds one document per line")
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="built-in data set name (see `rnnvis data list`) or a path")
+    p.add_argument("--name", help="model name (default: <data>-<cell>)")
+    p.add_argument("--level", choices=["word", "char"], help="tokenization (default: the data set's own)")
+    p.add_argument("--task", choices=["lm", "classify"], help="default: classify when the data has labels")
+    p.add_argument("--cell", default="lstm", help="rnn, gru or lstm (default lstm)")
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--emb", type=int, default=128, help="embedding size")
+    p.add_argument("--hidden", type=int, default=256, help="hidden size")
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--bidirectional", action="store_true", help="classifiers only")
+    p.add_argument("--pooling", default="last", choices=["last", "mean", "max"], help="classifiers only")
+    p.add_argument("--max-vocab", type=int, default=10000)
+    p.add_argument("--min-count", type=int, default=1)
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr-schedule", default="plateau", choices=["none", "plateau", "cosine", "step"])
+    p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping (0 disables)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--bptt", type=int, default=35, help="language models: tokens per backprop window")
+    p.add_argument("--max-train-tokens", type=int, help="cap on training tokens per epoch")
+    p.add_argument("--time-budget", type=float, dest="time_budget_s", help="stop after this many seconds")
+    p.add_argument("--patience", type=int, default=2, help="early stopping: epochs without improvement")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    _add_user_data_options(p)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["serve", *argv]  # serve is the default command
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "data" and not getattr(args, "data_command", None):
+        parser.parse_args(["data", "--help"])
+    try:
+        from . import commands
+
+        return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+    except RnnvisError as exc:
+        print(f"rnnvis: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnvis: interrupted", file=sys.stderr)
+        return 130
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")

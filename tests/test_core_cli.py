@@ -1,0 +1,53 @@
+"""The command line as a user meets it: help, default command, one-line errors."""
+import subprocess
+import sys
+
+import pytest
+
+from rnnvis.cli import build_parser, main
+
+
+def run_cli(*args, home):
+    return subprocess.run([sys.executable, "-m", "rnnvis", *args, "--home", str(home)],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("cmd", ["serve", "demo", "train", "record", "models", "runs"])
+def test_every_command_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([cmd, "--help"])
+    assert exc.value.code == 0
+    assert "--home" in capsys.readouterr().out
+
+
+def test_serve_is_the_default_command():
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1" and args.port == 8000
+
+
+def test_unknown_dataset_is_one_line_and_nonzero(tmp_path):
+    r = run_cli("data", "get", "no-such-corpus", home=tmp_path)
+    assert r.returncode == 2
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "no-such-corpus" in lines[0] and "known" in lines[0]
+
+
+def test_missing_training_file_is_a_clear_error(tmp_path):
+    r = run_cli("train", "--data", str(tmp_path / "missing.txt"), home=tmp_path)
+    assert r.returncode == 2
+    assert "missing.txt" in r.stderr and r.stderr.count("\n") == 1
+    assert not any((tmp_path / "checkpoints").iterdir())
+
+
+def test_unknown_cell_type_is_a_clear_error(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat\n" * 50)
+    r = run_cli("train", "--data", str(text), "--per-line", "--cell", "transformer", home=tmp_path)
+    assert r.returncode == 2
+    assert "unknown cell type 'transformer'" in r.stderr
+    assert not any((tmp_path / "checkpoints").iterdir())
+
+
+def test_unknown_model_lists_known_ones(tmp_path):
+    r = run_cli("record", "nope", home=tmp_path)
+    assert r.returncode == 2 and "unknown model 'nope'" in r.stderr
