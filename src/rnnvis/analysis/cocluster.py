@@ -1,0 +1,164 @@
+"""Co-clustering of units × words: "memory chips" linked to "word clouds" (RNNVis).
+
+The expected-response matrix s (units, words) is treated as a weighted bipartite graph between
+units and words and partitioned by bipartite spectral co-clustering (Dhillon 2001, scikit-learn's
+`SpectralCoclustering`) into k biclusters, each a group of units paired with a group of words.
+
+Sign: spectral co-clustering needs non-negative weights. We cluster on the magnitude |s| — a
+unit that reacts strongly to a word, in either direction, is linked to it — and keep the sign for
+drawing: every link between a unit cluster and a word cluster carries its mean signed response
+and its positive and negative parts separately. RNNVis instead shifted negative responses
+silently into the positive range, which turns "strongly negative" into "weak" and lets the
+shift, not the data, decide the clusters; we do not.
+
+Choice of k: by Barber's bipartite modularity (Phys. Rev. E 76, 2007) of the bicluster partition
+on |s|: Q = (1/m) Σ_ij (A_ij - r_i c_j / m) [unit i and word j in the same bicluster], with
+A = |s|, r and c its row and column sums and m its total. Q is the share of weight inside
+biclusters minus what a random graph with the same unit and word totals would put there; it is
+comparable across k, 0 for structureless data, and peaks at the planted k (merging blocks adds
+expected weight, splitting one loses real weight). k is the argmax over `k_range` (the smallest
+k within 1e-9 of the best, since a larger k that leaves clusters empty gives the same partition)
+unless given; clusters left with neither units nor words are dropped, so `n_clusters` can be
+below the k asked for. Every fit is seeded, so the same input and seed give the same result.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from rnnvis.errors import RnnvisError
+
+
+def bipartite_modularity(weights: np.ndarray, row_labels: np.ndarray, col_labels: np.ndarray) -> float:
+    """Barber's modularity of a bicluster partition of a non-negative matrix (rows, cols)."""
+    a = np.asarray(weights, dtype=np.float64)
+    m = a.sum()
+    if m <= 0:
+        return 0.0
+    r, c = a.sum(1), a.sum(0)  # (rows,), (cols,)
+    q = 0.0
+    for lab in np.union1d(row_labels, col_labels):
+        ri, cj = row_labels == lab, col_labels == lab
+        q += a[np.ix_(ri, cj)].sum() / m - r[ri].sum() * c[cj].sum() / (m * m)
+    return float(q)
+
+
+def block_means(s: np.ndarray, row_labels: np.ndarray, col_labels: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) mean of s over each block [row cluster a, column cluster b]; 0 for empty blocks."""
+    rl = np.eye(k)[row_labels]  # (rows, k) one-hot
+    cl = np.eye(k)[col_labels]  # (cols, k)
+    sums = rl.T @ s @ cl  # (k, k)
+    sizes = np.outer(rl.sum(0), cl.sum(0))
+    return np.divide(sums, sizes, out=np.zeros_like(sums), where=sizes > 0)
+
+
+def _magnitude(s: np.ndarray) -> np.ndarray:
+    """|s| with a tiny floor so that no unit or word has zero total weight (the scaling divides by it)."""
+    a = np.abs(s)
+    scale = a.max() if a.size and a.max() > 0 else 1.0
+    return a + 1e-9 * scale
+
+
+def fit_coclustering(magnitude: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(row labels (rows,), column labels (cols,)) of a seeded spectral co-clustering into k."""
+    from sklearn.cluster import SpectralCoclustering
+    from sklearn.exceptions import ConvergenceWarning
+
+    model = SpectralCoclustering(n_clusters=k, svd_method="randomized", random_state=seed, n_init=10)
+    with warnings.catch_warnings():
+        # k above the structure present makes k-means find fewer distinct clusters; the score handles it
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(magnitude)
+    return compact_labels(model.row_labels_.astype(np.int64), model.column_labels_.astype(np.int64))
+
+
+def compact_labels(row_labels: np.ndarray, col_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber bicluster labels 0..k'-1, dropping clusters with neither rows nor columns."""
+    used, inv = np.unique(np.concatenate([row_labels, col_labels]), return_inverse=True)
+    return inv[:row_labels.size], inv[row_labels.size:]
+
+
+@dataclass(frozen=True)
+class Coclusters:
+    """Units and words partitioned into k paired clusters, with signed links for drawing."""
+
+    n_clusters: int
+    unit_labels: np.ndarray  # (units,) cluster of each unit, 0..k-1
+    word_labels: np.ndarray  # (words,) cluster of each word, 0..k-1
+    unit_clusters: tuple[np.ndarray, ...]  # k arrays of unit indices ("memory chips")
+    word_clusters: tuple[np.ndarray, ...]  # k arrays of word indices ("word clouds"), heaviest first
+    word_weights: np.ndarray  # (words,) mean |s| of each word to the units of its own cluster
+    link: np.ndarray  # (k, k) mean signed s over block [unit cluster a, word cluster b]
+    link_pos: np.ndarray  # (k, k) mean of max(s, 0) over the block
+    link_neg: np.ndarray  # (k, k) mean of min(s, 0) over the block (≤ 0); link = link_pos + link_neg
+    k_values: np.ndarray  # (n,) the k tried (just [k] when k was given)
+    k_scores: np.ndarray  # (n,) bipartite modularity of each
+    seed: int = 0
+    words: list[str] | None = None  # (words,) the word strings, when given
+
+    def word_cloud(self, cluster: int) -> list[tuple[int | str, float]]:
+        """The words of one cluster with their weights, heaviest first (strings when known)."""
+        if not 0 <= cluster < self.n_clusters:
+            raise RnnvisError(f"cluster {cluster} out of range", f"choose 0..{self.n_clusters - 1}")
+        idx = self.word_clusters[cluster]
+        name = (lambda i: self.words[i]) if self.words is not None else int  # noqa: E731
+        return [(name(i), float(self.word_weights[i])) for i in idx]
+
+    def biclusters(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows (k, units), cols (k, words)) boolean indicators, as sklearn's `biclusters_`."""
+        ks = np.arange(self.n_clusters)[:, None]
+        return self.unit_labels[None, :] == ks, self.word_labels[None, :] == ks
+
+
+def cocluster(s: np.ndarray, k: int | None = None, k_range: Sequence[int] = range(2, 11),
+              seed: int = 0, words: Sequence[str] | None = None) -> Coclusters:
+    """Co-cluster a response matrix s (units, words) on |s|; k chosen by bipartite modularity unless given.
+
+    For an `ExpectedResponse` r, pass `r.mean.T` and `words=r.words`.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    if s.ndim != 2 or not np.isfinite(s).all():
+        raise RnnvisError(f"response matrix must be finite and 2-D (units, words), got shape {s.shape}",
+                          "drop NaN rows (words never seen) before co-clustering")
+    if words is not None and len(words) != s.shape[1]:
+        raise RnnvisError(f"{len(words)} words for a matrix of {s.shape[1]} columns", "pass s as (units, words)")
+    kmax = min(s.shape)
+    a = _magnitude(s)
+    if k is not None:
+        if not 1 <= k <= kmax:
+            raise RnnvisError(f"k={k} clusters for a {s.shape} matrix", f"choose k in 1..{kmax}")
+        candidates = [int(k)]
+    else:
+        candidates = sorted({int(x) for x in k_range if 2 <= x <= kmax})
+        if not candidates:
+            raise RnnvisError(f"no k in {list(k_range)} fits a {s.shape} matrix", f"use k between 2 and {kmax}")
+    fits, scores = [], []
+    for kk in candidates:
+        rl, cl = fit_coclustering(a, kk, seed) if kk > 1 else (np.zeros(s.shape[0], np.int64),
+                                                               np.zeros(s.shape[1], np.int64))
+        fits.append((rl, cl))
+        scores.append(bipartite_modularity(a, rl, cl))
+    # smallest k within a rounding tolerance of the best score: a larger k that leaves clusters
+    # empty reproduces the same partition and must not win a tie
+    scores_arr = np.array(scores)
+    best = int(np.flatnonzero(scores_arr >= scores_arr.max() - 1e-9)[0])
+    rl, cl = fits[best]
+    kk = int(max(rl.max(initial=-1), cl.max(initial=-1))) + 1
+    abs_s = np.abs(s)
+    # mean |s| of each word to the units of its own cluster
+    unit_onehot = np.eye(kk)[rl]  # (units, k)
+    sizes = unit_onehot.sum(0)  # (k,)
+    per_word = np.divide(unit_onehot.T @ abs_s, sizes[:, None], out=np.zeros((kk, s.shape[1])),
+                         where=sizes[:, None] > 0)  # (k, words)
+    weights = per_word[cl, np.arange(s.shape[1])]  # (words,)
+    word_clusters = tuple(np.flatnonzero(cl == c)[np.argsort(-weights[cl == c], kind="stable")] for c in range(kk))
+    return Coclusters(
+        n_clusters=kk, unit_labels=rl, word_labels=cl,
+        unit_clusters=tuple(np.flatnonzero(rl == c) for c in range(kk)), word_clusters=word_clusters,
+        word_weights=weights, link=block_means(s, rl, cl, kk),
+        link_pos=block_means(np.maximum(s, 0), rl, cl, kk), link_neg=block_means(np.minimum(s, 0), rl, cl, kk),
+        k_values=np.array(candidates), k_scores=np.array(scores), seed=int(seed),
+        words=list(words) if words is not None else None)
