@@ -74,6 +74,7 @@ class TrainConfig:
     device: str = "auto"             # cpu | cuda | auto
     log_every: int = 50
     num_threads: int | None = None
+    tags: dict[str, Any] = field(default_factory=dict)  # free-form labels, e.g. the demo's key
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)

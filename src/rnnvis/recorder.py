@@ -1,0 +1,99 @@
+"""Record a catalogued model on a corpus split: the glue between models, data and recording.
+
+`record_model("brown-lstm", ws, catalog, split="test")` loads the checkpoint
+(verified against its catalog id), rebuilds the exact split the model was
+trained with, streams the documents through the recording engine into
+`<workspace>/recordings/<key>` and registers the store in the catalog. The key
+is a content hash of the weights, the corpus, the split and the options, so a
+repeated request is served from the store and a stale one is impossible.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .catalog import Catalog
+from .errors import RnnvisError
+from .workspace import Workspace
+
+
+def load_model(ref: str, ws: Workspace, catalog: Catalog, device: str = "cpu"):
+    """The checkpoint of a catalogued model (name or id), checked against its recorded id."""
+    from .models import load_checkpoint, resolve_device
+
+    row = catalog.find_model(ref)
+    ckpt = load_checkpoint(row["path"], device=resolve_device(device), expected_id=row["id"])
+    ckpt.model.eval()
+    return ckpt
+
+
+def recording_key(model_id: str, corpus_fp: str, split: str, split_cfg: dict, options: dict) -> str:
+    blob = json.dumps([model_id, corpus_fp, split, split_cfg, options], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _prepare(batches: Iterator[dict], max_tokens: int | None) -> Iterator[dict]:
+    """Batches as the recording engine takes them (tensors), stopping after `max_tokens`."""
+    seen = 0
+    for b in batches:
+        if max_tokens is not None and seen >= max_tokens:
+            return
+        seen += int(b["lengths"].sum())
+        yield {**b, **{k: torch.as_tensor(b[k], dtype=torch.long) for k in ("doc_ids", "start_pos")}}
+
+
+def _classifier_batches(tok, docs, doc_ids, batch_size: int, max_len: int) -> Iterator[dict]:
+    from .models import classify_batches
+
+    for b in classify_batches(tok, docs, batch_size=batch_size, max_len=max_len, doc_ids=doc_ids,
+                              with_labels=False):
+        yield {**b, "start_pos": [0] * b["ids"].shape[0]}
+
+
+def record_model(ref: str, ws: Workspace, catalog: Catalog, *, data: str | None = None, split: str = "test",
+                 store_streams: tuple[str, ...] = ("*",), dtype: str = "float16", window: int = 200,
+                 batch_size: int = 32, device: str = "cpu", max_tokens: int | None = None,
+                 data_options: dict | None = None, progress: bool = True):
+    """Record every stream of model `ref` on `split` of its data (or of `data`); returns the Store."""
+    from .data import load_corpus
+    from .models import lm_windows
+    from .recording import Store, record_corpus
+
+    if max_tokens is not None and max_tokens < 1:
+        raise RnnvisError(f"--max-tokens {max_tokens} must be positive", "leave it out to record the whole split")
+    ckpt = load_model(ref, ws, catalog, device)
+    cfg = ckpt.config
+    corpus = load_corpus(data or cfg["dataset"], ws, catalog=catalog,
+                         **({k: v for k, v in (data_options or {}).items() if v} if data else {}))
+    splits = corpus.split(seed=cfg["split"]["seed"], fractions=tuple(cfg["split"]["fractions"]))
+    doc_idx = splits[split]
+    if not doc_idx:
+        raise RnnvisError(f"the {split} split of {corpus.name!r} is empty", "record another split")
+    kind = ckpt.model.config["kind"]
+    options = {"streams": list(store_streams), "dtype": dtype, "window": window, "max_tokens": max_tokens,
+               "max_len": cfg["train"].get("max_len", 200) if kind == "classifier" else None}
+    key = recording_key(ckpt.model_id, corpus.fingerprint(), split, cfg["split"], options)
+    cached = catalog.get_recording(key)
+    if cached is not None and Path(cached["path"]).is_dir():
+        return Store(cached["path"])
+    docs = corpus.subset(doc_idx)
+    tok = ckpt.tokenizer
+    if kind == "classifier":
+        batches = _classifier_batches(tok, docs, doc_idx, batch_size, options["max_len"])
+        forward = lambda m, b: m(b["ids"], b["lengths"])  # noqa: E731
+    else:
+        batches = lm_windows(tok, docs, window=window, batch_size=batch_size, doc_ids=doc_idx)
+        forward = lambda m, b: m(b["ids"])[0]  # noqa: E731
+    path = ws.recordings_dir / key
+    meta = {"model_id": ckpt.model_id, "model": ref, "dataset": corpus.name, "split": split,
+            "level": cfg.get("level"), "task": cfg.get("task"), "options": options, "key": key}
+    store = record_corpus(ckpt.model, _prepare(batches, max_tokens), path, forward=forward,
+                          vocab_size=len(tok.vocab), store_streams=store_streams, dtype=dtype,
+                          progress=progress, meta=meta)
+    catalog.put_recording(key, ckpt.model_id, corpus.name, split, options, path,
+                          info={"tokens": store.n_tokens, "streams": store.streams})
+    return store
