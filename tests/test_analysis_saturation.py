@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from rnnvis.analysis import (
-    count_below_from_histogram,
     gate_saturation,
     gate_saturation_from_counts,
     saturation_fractions,
@@ -59,19 +58,19 @@ def test_from_values_and_from_counts_agree_with_summary():
         a.get("layer9.fwd.gate.i")
 
 
-def test_count_below_from_histogram_is_close():
+def test_recorder_counts_give_the_same_saturation_as_values():
+    """The recorder's below/above thresholds (saturation_low) match the analysis' definition."""
+    from rnnvis.recording.stats import SAT_HIGH, saturation_low
+
     rng = np.random.default_rng(1)
-    v = np.tanh(rng.normal(0, 2, (2000, 3)))
-    bins, lo, hi = 256, np.full(3, -1.0), np.full(3, 1.0)
-    hist = np.zeros((3, bins + 2))
-    for u in range(3):
-        idx = np.clip(np.floor((v[:, u] - lo[u]) / (hi[u] - lo[u]) * bins), -1, bins).astype(int) + 1
-        hist[u] = np.bincount(idx, minlength=bins + 2)
-    est = count_below_from_histogram(hist, lo, hi, -0.9)
-    exact = (v < -0.9).sum(0)
-    width_count = hist[:, 1:-1].max(1)
-    assert (np.abs(est - exact) <= width_count).all()
-    np.testing.assert_allclose(count_below_from_histogram(hist, lo, hi, 1.0), hist[:, :-1].sum(1))
+    values = {"layer0.fwd.gate.g": np.tanh(rng.normal(0, 2, (500, 3))),
+              "layer0.fwd.gate.f": 1 / (1 + np.exp(-rng.normal(0, 3, (500, 3))))}
+    counts = {n: ((v < saturation_low(n)).sum(0), (v > SAT_HIGH).sum(0), v.shape[0]) for n, v in values.items()}
+    from_values, from_counts = gate_saturation(values), gate_saturation_from_counts(counts)
+    for name in values:
+        np.testing.assert_allclose(from_counts.get(name).left, from_values.get(name).left)
+        np.testing.assert_allclose(from_counts.get(name).right, from_values.get(name).right)
+    assert from_values.get("layer0.fwd.gate.g").left.min() > 0  # the tanh gate really saturates low
 
 
 def test_errors():

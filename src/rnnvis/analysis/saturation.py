@@ -4,9 +4,8 @@ For sigmoid gates (LSTM i f o, GRU r z), values lie in [0, 1]: a unit is left-sa
 step when its value is < 0.1 and right-saturated when > 0.9 (the recorder folds these counts as
 `below` and `above`). Candidate gates (LSTM g, GRU n) are tanh-valued in [-1, 1], where 0.1 is
 the middle of the range, not an edge: for them left means < -0.9 and right means > 0.9, so
-"saturated" is |value| > 0.9. The recorder's `below` (< 0.1) is therefore not the left count of
-a tanh gate; pass counts of values < -0.9, or estimate them from the recorder's histogram with
-`count_below_from_histogram`.
+"saturated" is |value| > 0.9. The recorder folds exactly these counts: its `below` is < 0.1 for
+sigmoid gates and < -0.9 for tanh gates, so its counts can be passed as they are.
 
 Stream names follow the uniform scheme `layer1.fwd.gate.f`; non-gate streams are ignored.
 """
@@ -47,25 +46,6 @@ def saturation_fractions(values: np.ndarray, tanh: bool = False) -> tuple[np.nda
                           "record at least one token")
     left = (v < -HIGH) if tanh else (v < LOW)
     return left.mean(0), (v > HIGH).mean(0)
-
-
-def count_below_from_histogram(hist: np.ndarray, lo: np.ndarray, hi: np.ndarray, threshold: float) -> np.ndarray:
-    """(units,) approximate count of values < threshold from per-unit histograms.
-
-    hist (units, bins + 2) = [underflow, bins over [lo, hi], overflow] as the recorder keeps it;
-    the bin holding the threshold is split linearly, so the error is at most that bin's count.
-    """
-    hist = np.asarray(hist, dtype=np.float64)
-    lo = np.asarray(lo, dtype=np.float64)
-    hi = np.asarray(hi, dtype=np.float64)
-    bins = hist.shape[1] - 2
-    x = (threshold - lo) / (hi - lo) * bins  # (units,) position in bins
-    full = np.clip(np.floor(x), 0, bins).astype(np.int64)
-    cum = np.cumsum(hist, axis=1)  # cum[:, j] = underflow + bins[0..j-1]
-    below = cum[np.arange(hist.shape[0]), full]  # underflow + `full` whole bins
-    frac = np.clip(x - full, 0, 1)
-    part = np.where(full < bins, hist[np.arange(hist.shape[0]), np.minimum(full + 1, bins)] * frac, 0.0)
-    return np.where(x <= 0, hist[:, 0], below + part)
 
 
 @dataclass(frozen=True)
@@ -156,8 +136,7 @@ def gate_saturation(values: Mapping[str, np.ndarray]) -> GateSaturation:
 def gate_saturation_from_counts(counts: Mapping[str, tuple[np.ndarray, np.ndarray, int]]) -> GateSaturation:
     """Saturation from folded counts {stream name: (left count (units,), right count (units,), steps)}.
 
-    For sigmoid gates left/right are the recorder's `below`/`above`; for tanh gates left must count
-    values < -0.9 (see `count_below_from_histogram`).
+    The recorder's `below`/`above` are these counts for every gate (tanh gates: below = < -0.9).
     """
     items = []
     for name, (left, right, n) in counts.items():

@@ -39,10 +39,11 @@ from rnnvis.fsutil import atomic_path
 from rnnvis.recording.fused import run_module
 from rnnvis.recording.hooks import Target, capture_calls, check_eval_mode, find_recurrent, replace_forward
 from rnnvis.recording.record import METHODS, cell_streams, default_method, module_device, verify_fused
-from rnnvis.recording.stats import StreamStats, UnitStats, WordUnitStats, gate_range
+from rnnvis.recording.stats import SAT_HIGH, StreamStats, UnitStats, WordUnitStats, gate_range, saturation_low
 from rnnvis.recording.store import Store, StoreWriter, save_stats
 
 TOPK = 5
+HIST_STRIDE = 4  # tokens per histogram sample (quantile sketch); saturation counts use every token
 
 
 class Engine:
@@ -121,6 +122,8 @@ class Folder:
             r = gate_range(n)
             if r is not None:
                 lo[s:e], hi[s:e] = r
+        sat_low = torch.tensor([saturation_low(n) for n in self.names for _ in range(units[n])], dtype=dtype)
+        self.sat_low = sat_low.to(device)  # (width,)
         self.words = WordUnitStats.zeros(vocab, 2 * a, device=device, dtype=dtype)
         # 500 bins put 0.1 and 0.9 on bin edges for [0, 1] and [-1, 1]: exact saturation counts
         self.units = UnitStats.zeros(a, device=device, dtype=dtype, bins=500, lo=lo, hi=hi)
@@ -139,18 +142,19 @@ class Folder:
         vals, dels = both[:, :W], both[:, W:]
         torch.sub(vals[1:], vals[:-1], out=dels[1:])  # previous token of the same window,
         dels[starts] = vals[starts]  # except at window starts: first step against 0
-        self.units.update(vals, moments=False, saturation=False)
+        # Saturation is counted exactly; the quantile histogram takes every HIST_STRIDE-th token.
+        self.units.below += (vals < self.sat_low).sum(0)
+        self.units.above += (vals > SAT_HIGH).sum(0)
+        self.units.update(vals, moments=False, saturation=False, hist_stride=HIST_STRIDE)
         out = vals.to(out_dtype, copy=True) if out_dtype is not None else None
         self.words.update(both, ids, inplace=True)  # overwrites `both`
         return out
 
     def result(self) -> dict[str, StreamStats]:
-        """Per-stream statistics; unit moments from the word statistics, saturation from histograms."""
+        """Per-stream statistics; unit moments from the word statistics."""
         W = self.width
         values = self.words.columns(0, W)
         self.units.count, self.units.mean, self.units.m2 = values.totals()
-        self.units.below = self.units.count_beyond(0.1, above=False)
-        self.units.above = self.units.count_beyond(0.9, above=True)
         return {n: StreamStats(self.words.columns(s, e), self.words.columns(W + s, W + e), self.units.columns(s, e))
                 for n, (s, e) in self.offsets.items()}
 

@@ -3,8 +3,9 @@
 - `WordUnitStats`: per word (token id, full vocabulary) x unit: count, mean and M2 (sum of
   squared deviations), updated batch by batch and merged with Chan et al.'s parallel formula.
   Used for a stream's value and for its change Δ_t = s_t - s_{t-1}.
-- `UnitStats`: per unit: count, mean, M2, min, max, saturation counts (values < 0.1 and
-  > 0.9, meaningful for gates) and a fixed-edge histogram used as a quantile sketch.
+- `UnitStats`: per unit: count, mean, M2, min, max, saturation counts (values below the low
+  threshold and > 0.9; the low threshold is 0.1, or -0.9 for tanh-ranged gates g and n, see
+  `saturation_low`) and a fixed-edge histogram used as a quantile sketch.
 
 Everything is a torch tensor on the recording device (statistics stay on the GPU), updated with
 vectorised scatters (`index_add_`, `bincount`), never `np.add.at`. Variances are population
@@ -190,12 +191,13 @@ class UnitStats:
     def bins(self) -> int:
         return self.hist.shape[1] - 2
 
-    def update(self, values: Tensor, moments: bool = True, saturation: bool = True) -> None:
+    def update(self, values: Tensor, moments: bool = True, saturation: bool = True, hist_stride: int = 1) -> None:
         """Fold a batch of values (n, units).
 
         moments=False / saturation=False skip count/mean/M2 resp. the < 0.1 / > 0.9 counts, for a
         caller that derives them otherwise (corpus recording takes the moments from the per-word
-        statistics and the saturation counts from the histogram, see `from_histogram_saturation`).
+        statistics and counts saturation itself). hist_stride=k folds only every k-th row into the
+        histogram: a systematic sample that keeps the quantile sketch's cost down on long corpora.
         """
         n = values.shape[0]
         if n == 0:
@@ -219,7 +221,7 @@ class UnitStats:
         if saturation:
             self.below += (v < SAT_LOW).sum(0)
             self.above += (v > SAT_HIGH).sum(0)
-        self.hist += self._histogram(v)
+        self.hist += self._histogram(v[::hist_stride] if hist_stride > 1 else v)
 
     def _histogram(self, v: Tensor) -> Tensor:
         """(units, bins + 2) counts of one batch via a single bincount over flat bin indices."""
@@ -290,6 +292,13 @@ class UnitStats:
         """The statistics of units [start, stop)."""
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         return UnitStats(**{k: (v if v.dim() == 0 else v[start:stop]) for k, v in kw.items()})
+
+
+def saturation_low(name: str) -> float:
+    """Low saturation threshold: 0.1 for sigmoid gates and other streams, -0.9 for tanh-ranged
+    gates (LSTM g, GRU n), whose saturation is |value| > 0.9 (Karpathy et al. 2015)."""
+    r = gate_range(name)
+    return -SAT_HIGH if r is not None and r[0] < 0 else SAT_LOW
 
 
 def gate_range(name: str) -> tuple[float, float] | None:
