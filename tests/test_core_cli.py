@@ -51,3 +51,43 @@ def test_unknown_cell_type_is_a_clear_error(tmp_path):
 def test_unknown_model_lists_known_ones(tmp_path):
     r = run_cli("record", "nope", home=tmp_path)
     assert r.returncode == 2 and "unknown model 'nope'" in r.stderr
+
+
+def _one_line_error(r, *needles):
+    assert r.returncode == 2, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    _one_line_error(run_cli("train", "--data", str(empty), home=tmp_path), "empty")
+
+
+def test_csv_without_the_named_column_lists_the_columns(tmp_path):
+    csv = tmp_path / "r.csv"
+    csv.write_text("review,stars\ngreat film,5\nawful,1\n")
+    _one_line_error(run_cli("train", "--data", str(csv), "--text-column", "text", home=tmp_path),
+                    "'text'", "review")
+
+
+def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
+    from rnnvis.catalog import Catalog
+    from rnnvis.data import load_user_data
+    from rnnvis.models import TrainConfig, train
+    from rnnvis.workspace import Workspace
+
+    text = tmp_path / "t.txt"
+    text.write_text("\n".join(["the cat sat on the mat .", "a dog ran in the park ."] * 10))
+    ws = Workspace.open(tmp_path / "home")
+    train(load_user_data(text, per_line=True), TrainConfig(name="tiny", emb=4, hidden=4, epochs=1, batch_size=2,
+                                                           bptt=4, device="cpu"), ws, Catalog(ws.catalog_path),
+          progress=False)
+    weights = ws.checkpoints_dir / "tiny" / "best" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    r = run_cli("record", "tiny", "--data", str(text), "--per-line", home=tmp_path / "home")
+    _one_line_error(r, "model.safetensors")
+    assert not any((tmp_path / "home" / "recordings").iterdir())

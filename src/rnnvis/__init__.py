@@ -38,6 +38,16 @@ _EXPORTS = {
     "Store": ".recording",
     "record_model": ".recorder",
     "load_model": ".recorder",
+    # analyses (pure functions over arrays; see rnnvis.analysis for the rest)
+    "expected_response": ".analysis",
+    "expected_response_from_tokens": ".analysis",
+    "cocluster": ".analysis",
+    "sentence_glyphs": ".analysis",
+    "gate_saturation": ".analysis",
+    "gate_saturation_from_counts": ".analysis",
+    "discover_units": ".analysis",
+    "annotate": ".analysis",
+    "register_annotation": ".analysis",
     # demo
     "prepare_demo": ".demo",
 }
