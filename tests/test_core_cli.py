@@ -91,3 +91,14 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
     r = run_cli("record", "tiny", "--data", str(text), "--per-line", home=tmp_path / "home")
     _one_line_error(r, "model.safetensors")
     assert not any((tmp_path / "home" / "recordings").iterdir())
+
+
+def test_builtin_data_takes_the_default_options_and_reports_bad_layers(tmp_path):
+    # python-stdlib is built in and fetched locally: no network needed
+    r = run_cli("train", "--data", "python-stdlib", "--layers", "9", home=tmp_path)
+    _one_line_error(r, "layers")
+
+
+def test_user_data_options_for_a_builtin_are_refused(tmp_path):
+    r = run_cli("train", "--data", "python-stdlib", "--label-column", "x", home=tmp_path)
+    _one_line_error(r, "label_column")

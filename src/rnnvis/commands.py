@@ -16,7 +16,12 @@ def _open(args: argparse.Namespace) -> tuple[Workspace, Catalog]:
 
 
 def _user_data_options(args: argparse.Namespace) -> dict:
-    opts = {"text_column": args.text_column, "per_line": args.per_line}
+    """Only the options the user set, so built-in data sets (which take none) accept the defaults."""
+    opts = {}
+    if args.text_column != "text":
+        opts["text_column"] = args.text_column
+    if args.per_line:
+        opts["per_line"] = True
     if args.fmt:
         opts["fmt"] = args.fmt
     if args.label_column:

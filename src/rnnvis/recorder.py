@@ -67,8 +67,7 @@ def record_model(ref: str, ws: Workspace, catalog: Catalog, *, data: str | None 
         raise RnnvisError(f"--max-tokens {max_tokens} must be positive", "leave it out to record the whole split")
     ckpt = load_model(ref, ws, catalog, device)
     cfg = ckpt.config
-    corpus = load_corpus(data or cfg["dataset"], ws, catalog=catalog,
-                         **({k: v for k, v in (data_options or {}).items() if v} if data else {}))
+    corpus = load_corpus(data or cfg["dataset"], ws, catalog=catalog, **(data_options or {}))
     splits = corpus.split(seed=cfg["split"]["seed"], fractions=tuple(cfg["split"]["fractions"]))
     doc_idx = splits[split]
     if not doc_idx:
