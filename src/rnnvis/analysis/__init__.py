@@ -6,6 +6,13 @@
 - saturation: gate saturation (Karpathy et al. 2015).
 - discovery: units ranked against token annotations (AUC, correlation) and linear probes.
 - annotations: token annotations (quotes, brackets, code strings/comments, positions, negation, POS).
+- metrics: LM loss / perplexity / bpc / top-k; classifier accuracy, macro-F1, confusion, calibration (ECE).
+- errors_lm: LM error taxonomy peeled off by oracles (Karpathy et al. 2015).
+- slices: classifier error slices (length, negation, intensifiers, contrast, gold label, confidence).
+- similarity: linear CKA and SVCCA between layers of two models; per-group loss differences.
+- matching: Hungarian unit matching across models; correspondence of two clusterings (ARI).
+- dynamics: tidy training curves; saturation, mean |Δh| and CKA to the final checkpoint.
+- pattern, pattern_index: LSTMVis pattern select and match, with a run-length index of on-runs.
 """
 from rnnvis.analysis.annotations import (
     ANNOTATIONS,
@@ -32,6 +39,23 @@ from rnnvis.analysis.discovery import (
     spearman_all_units,
 )
 from rnnvis.analysis.glyphs import SentenceGlyphs, sentence_glyphs
+from rnnvis.analysis.pattern import (
+    Match,
+    PatternMatches,
+    Percentile,
+    SelectedUnits,
+    match_scan,
+    select_units,
+    unit_thresholds,
+)
+from rnnvis.analysis.pattern_index import (
+    RunIndex,
+    build_run_index,
+    load_run_index,
+    match_index,
+    open_pattern_index,
+    select_units_in_store,
+)
 from rnnvis.analysis.response import (
     QUANTILE_LEVELS,
     ExpectedResponse,
@@ -50,15 +74,50 @@ from rnnvis.analysis.saturation import (
     gate_saturation_from_counts,
     saturation_fractions,
 )
+from rnnvis.analysis.dynamics import CheckpointDynamics, Curve, TrainingCurves, checkpoint_dynamics, training_curves
+from rnnvis.analysis.errors_lm import ErrorCategory, ErrorExample, ErrorTaxonomy, error_taxonomy, ngram_p_true
+from rnnvis.analysis.matching import (
+    ClusterCorrespondence,
+    UnitMatching,
+    adjusted_rand_index,
+    cluster_correspondence,
+    correlation_matrix,
+    match_units,
+)
+from rnnvis.analysis.metrics import (
+    Calibration,
+    ClassifierMetrics,
+    LMMetrics,
+    calibration,
+    classifier_metrics,
+    confusion_matrix,
+    lm_metrics,
+    true_token_ranks,
+)
+from rnnvis.analysis.similarity import (
+    LayerSimilarity,
+    LossDifference,
+    layer_similarity,
+    linear_cka,
+    loss_difference,
+    svcca,
+    svcca_correlations,
+)
+from rnnvis.analysis.slices import ErrorSlices, Misclassified, Slice, error_slices
 
 __all__ = [
     "ANNOTATIONS",
     "Coclusters",
     "ExpectedResponse",
     "GateSaturation",
+    "Match",
+    "PatternMatches",
+    "Percentile",
     "ProbeResult",
     "QUANTILE_LEVELS",
+    "RunIndex",
     "SaturationSummary",
+    "SelectedUnits",
     "SentenceGlyphs",
     "StreamSaturation",
     "TopWords",
@@ -68,6 +127,7 @@ __all__ = [
     "auc_all_units",
     "bipartite_modularity",
     "bracket_depth",
+    "build_run_index",
     "code_regions",
     "cocluster",
     "discover_units",
@@ -78,7 +138,11 @@ __all__ = [
     "grouped_quantiles",
     "inside_quotes",
     "linear_probe",
+    "load_run_index",
+    "match_index",
+    "match_scan",
     "negation_scope",
+    "open_pattern_index",
     "pearson_all_units",
     "pos_annotations",
     "position_in_line",
@@ -86,8 +150,47 @@ __all__ = [
     "rank_units",
     "register_annotation",
     "saturation_fractions",
+    "select_units",
+    "select_units_in_store",
     "sentence_glyphs",
     "spearman_all_units",
     "top_k_words",
+    "unit_thresholds",
     "word_unit_stats",
+    # metrics, error analysis, model comparison, training dynamics
+    "Calibration",
+    "CheckpointDynamics",
+    "ClassifierMetrics",
+    "ClusterCorrespondence",
+    "Curve",
+    "ErrorCategory",
+    "ErrorExample",
+    "ErrorSlices",
+    "ErrorTaxonomy",
+    "LMMetrics",
+    "LayerSimilarity",
+    "LossDifference",
+    "Misclassified",
+    "Slice",
+    "TrainingCurves",
+    "UnitMatching",
+    "adjusted_rand_index",
+    "calibration",
+    "checkpoint_dynamics",
+    "classifier_metrics",
+    "cluster_correspondence",
+    "confusion_matrix",
+    "correlation_matrix",
+    "error_slices",
+    "error_taxonomy",
+    "layer_similarity",
+    "linear_cka",
+    "lm_metrics",
+    "loss_difference",
+    "match_units",
+    "ngram_p_true",
+    "svcca",
+    "svcca_correlations",
+    "training_curves",
+    "true_token_ranks",
 ]
