@@ -12,7 +12,7 @@ def run_cli(*args, home):
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("cmd", ["serve", "demo", "train", "record", "models", "runs"])
+@pytest.mark.parametrize("cmd", ["serve", "demo", "train", "record", "models", "runs", "import-run"])
 def test_every_command_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as exc:
         main([cmd, "--help"])
@@ -102,3 +102,18 @@ def test_builtin_data_takes_the_default_options_and_reports_bad_layers(tmp_path)
 def test_user_data_options_for_a_builtin_are_refused(tmp_path):
     r = run_cli("train", "--data", "python-stdlib", "--label-column", "x", home=tmp_path)
     _one_line_error(r, "label_column")
+
+
+def test_import_run_from_csv_lands_in_the_catalog(tmp_path):
+    import json
+
+    from rnnvis.catalog import Catalog
+
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("step,epoch,loss\n1,0,3.5\n2,0,3.1\n3,1,2.8\n")
+    r = run_cli("import-run", str(csv), "--name", "outside", home=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run_id = json.loads(r.stdout)["run_id"]
+    series = Catalog(tmp_path / "catalog.sqlite").metric_series(run_id)
+    assert [v for _, _, v in series["train"]["loss"]] == [3.5, 3.1, 2.8]
+    _one_line_error(run_cli("import-run", str(tmp_path / "missing.csv"), home=tmp_path), "does not exist")

@@ -48,6 +48,15 @@ _EXPORTS = {
     "discover_units": ".analysis",
     "annotate": ".analysis",
     "register_annotation": ".analysis",
+    "error_taxonomy": ".analysis",
+    "layer_similarity": ".analysis",
+    "match_units": ".analysis",
+    "select_units": ".analysis",
+    "open_pattern_index": ".analysis",
+    "match_index": ".analysis",
+    "Percentile": ".analysis",
+    "import_csv": ".importrun",
+    "import_tensorboard": ".importrun",
     # demo
     "prepare_demo": ".demo",
 }

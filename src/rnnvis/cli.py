@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .errors import RnnvisError
 
-COMMANDS = ("serve", "demo", "data", "train", "record", "models", "runs")
+COMMANDS = ("serve", "demo", "data", "train", "record", "models", "runs", "import-run")
 
 
 def _add_home(p: argparse.ArgumentParser) -> None:
@@ -83,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, help="record at most this many tokens of the split")
     _add_user_data_options(p)
 
+    p = sub.add_parser("import-run", help="import a run trained elsewhere (CSV of metrics or TensorBoard logs)",
+                       description="Import the metric curves of a run trained outside rnnvis into the catalog: "
+                       "a CSV with a step column (optional epoch and split columns, then one column per metric) "
+                       "or a TensorBoard log directory / event file (scalar summaries).")
+    _add_home(p)
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--name", help="run name (default: the file or folder name)")
+    p.add_argument("--format", dest="run_format", choices=["csv", "tensorboard"],
+                   help="default: csv for a .csv file, tensorboard otherwise")
+    p.add_argument("--split", default="train", help="split of metrics that name none (default train)")
+
     p = sub.add_parser("models", help="list trained models")
     _add_home(p)
     p.add_argument("--json", action="store_true")
@@ -141,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from . import commands
 
-        return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+        return int(getattr(commands, f"cmd_{args.command.replace('-', '_')}")(args) or 0)
     except RnnvisError as exc:
         print(f"rnnvis: error: {exc}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from .catalog import Catalog
@@ -130,6 +131,22 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print("no training runs yet")
     for r in rows:
         print(f"{r['id']:>4}  {r['name']:<22} {r['status']:<9} {r['source']}")
+    return 0
+
+
+def cmd_import_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .importrun import import_csv, import_tensorboard
+
+    _, cat = _open(args)
+    path = Path(args.path)
+    if not path.exists():
+        raise RnnvisError(f"{path} does not exist", "give a metrics CSV or a TensorBoard log directory")
+    fmt = args.run_format or ("csv" if path.suffix.lower() == ".csv" else "tensorboard")
+    do = import_csv if fmt == "csv" else import_tensorboard
+    run = do(cat, path, name=args.name, split=args.split)
+    print_json(dataclasses.asdict(run))
     return 0
 
 
