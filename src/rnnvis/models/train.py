@@ -19,12 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..catalog import Catalog
 from ..data.corpus import Corpus
 from ..data.tokenize import make_tokenizer
 from ..errors import RnnvisError
+from ..progress import progress_bar
 from ..workspace import Workspace
 from .batching import batchify, bptt_windows, classify_batches, doc_labels, lm_stream, num_bptt_windows, take_tokens
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -263,8 +263,8 @@ class _Trainer:
         ep_loss, ep_count, ep_correct, ep_tokens = 0.0, 0, 0, 0
         win_loss, win_count, win_tokens, win_t = 0.0, 0, 0, time.monotonic()
         ep_t = time.monotonic()
-        bar = tqdm(total=n_steps, desc=f"{cfg.name} epoch {epoch}", disable=not self.progress, leave=False,
-                   unit="step")
+        bar = progress_bar(total=n_steps, desc=f"{cfg.name} epoch {epoch}", disable=not self.progress,
+                           leave=False, unit="step")
         try:
             for ids, target, lengths in batches:
                 ids, target = ids.to(dev), target.to(dev)
@@ -300,7 +300,7 @@ class _Trainer:
                 now = time.monotonic()
                 tok_s = ep_tokens / max(now - ep_t, 1e-9)
                 bar.update(1)
-                bar.set_postfix(loss=f"{lv:.3f}", tok_s=f"{tok_s:,.0f}")
+                bar.set_postfix(loss=f"{lv:.3f}", tok_s=f"{tok_s:,.0f}", refresh=False)  # redrawn at mininterval
                 info = {"run_id": self.run_id, "step": self.step, "epoch": epoch, "loss": lv,
                         "lr": self.opt.param_groups[0]["lr"], "grad_norm": total, "tokens_per_s": tok_s}
                 if log_now:

@@ -32,10 +32,10 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from rnnvis.errors import RnnvisError
 from rnnvis.fsutil import atomic_path
+from rnnvis.progress import progress_bar
 from rnnvis.recording.fused import run_module
 from rnnvis.recording.hooks import Target, capture_calls, check_eval_mode, find_recurrent, replace_forward
 from rnnvis.recording.record import METHODS, cell_streams, default_method, module_device, verify_fused
@@ -237,8 +237,8 @@ def _run(engine: Engine, batches, tmp, forward, vocab_size, store_streams, dtype
     folder: Folder | None = None
     stored: list[str] = []
     n_tokens, kind, t0 = 0, None, time.perf_counter()
-    bar = stack.enter_context(tqdm(total=None, unit="tok", unit_scale=True, disable=not progress,
-                                   desc="recording"))
+    bar = stack.enter_context(progress_bar(total=None, unit="tok", unit_scale=True, disable=not progress,
+                                           desc="recording"))
     np_dtype = np.float16 if dtype == "float16" else np.float32
     with torch.no_grad(), engine.active():
         for batch in batches:
