@@ -9,19 +9,14 @@ import torch
 from torch import nn
 
 
-from rnnvis.errors import RnnvisError  # noqa: E402
-from rnnvis.recording import Store, record, record_corpus  # noqa: E402
-from rnnvis.recording.store import StoreWriter  # noqa: E402
+from rnnvis.errors import RnnvisError
+from rnnvis.recording import Store, record, record_corpus
+from rnnvis.recording.store import StoreWriter
 
 V, E, H, WIN = 23, 6, 5, 7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class LM(nn.Module):

@@ -9,19 +9,13 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 
-from rnnvis.errors import RnnvisError  # noqa: E402
-from rnnvis.recording import record  # noqa: E402
+from rnnvis.errors import RnnvisError
+from rnnvis.recording import record
 
 I, H, P, T, B = 3, 4, 2, 5, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors run ~5x faster on one thread (no spin-up of the pool for each op)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 TOL = 1e-5
 
 

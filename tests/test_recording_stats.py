@@ -7,7 +7,7 @@ import pytest
 import torch
 
 
-from rnnvis.recording.stats import UnitStats, WordUnitStats  # noqa: E402
+from rnnvis.recording.stats import UnitStats, WordUnitStats
 
 V, U = 7, 5
 
