@@ -87,12 +87,15 @@ def record_model(ref: str, ws: Workspace, catalog: Catalog, *, data: str | None 
     else:
         batches = lm_windows(tok, docs, window=window, batch_size=batch_size, doc_ids=doc_idx)
         forward = lambda m, b: m(b["ids"])[0]  # noqa: E731
+    # Only token ids are held (a few bytes a token); the states are streamed to disk.
+    batches = list(_prepare(batches, max_tokens))
+    total = sum(int(b["lengths"].sum()) for b in batches)
     path = ws.recordings_dir / key
     meta = {"model_id": ckpt.model_id, "model": ref, "dataset": corpus.name, "split": split,
             "level": cfg.get("level"), "task": cfg.get("task"), "options": options, "key": key}
-    store = record_corpus(ckpt.model, _prepare(batches, max_tokens), path, forward=forward,
-                          vocab_size=len(tok.vocab), store_streams=store_streams, dtype=dtype,
-                          progress=progress, meta=meta)
+    store = record_corpus(ckpt.model, batches, path, forward=forward, vocab_size=len(tok.vocab),
+                          store_streams=store_streams, dtype=dtype, progress=progress, meta=meta,
+                          total_tokens=total)
     catalog.put_recording(key, ckpt.model_id, corpus.name, split, options, path,
                           info={"tokens": store.n_tokens, "streams": store.streams})
     return store

@@ -202,13 +202,14 @@ def record_corpus(module: torch.nn.Module, batches: Iterable[dict], out_path, *,
                   forward: Callable[[torch.nn.Module, dict], Any] | None = None, vocab_size: int,
                   store_streams=("*",), dtype: str = "float16", progress: bool = True,
                   meta: dict | None = None, method: str | None = None, chunk_tokens: int = 16384,
-                  write: bool = True) -> Store | dict[str, StreamStats]:
+                  write: bool = True, total_tokens: int | None = None) -> Store | dict[str, StreamStats]:
     """Record every stream of `module` over `batches` into a store at `out_path`; return it.
 
     batches: dicts with ids (B, T) padded, lengths (B,), doc_ids (B,), start_pos (B,), optional
     targets (B, T). forward(module, batch) -> logits (B, T, V) for language models or (B, C) for
     classifiers (a tuple's first element is used); default `module(batch["ids"])`.
     write=False folds the statistics only and returns them (no store; used by benchmarks).
+    total_tokens, when known, gives the progress bar its ETA.
     """
     if dtype not in ("float16", "float32"):
         raise RnnvisError(f"unsupported store dtype {dtype!r}", "use 'float16' or 'float32'")
@@ -221,7 +222,7 @@ def record_corpus(module: torch.nn.Module, batches: Iterable[dict], out_path, *,
     try:
         with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(atomic_path(out_path)) if write else None
-            stats = _run(engine, batches, tmp, forward, vocab_size, store_streams, dtype, progress,
+            stats = _run(engine, batches, tmp, forward, vocab_size, store_streams, dtype, progress, total_tokens,
                          meta or {}, chunk_tokens, device, stack)
     except OSError as e:
         if e.errno == errno.ENOSPC:
@@ -231,13 +232,13 @@ def record_corpus(module: torch.nn.Module, batches: Iterable[dict], out_path, *,
     return Store(out_path) if write else stats
 
 
-def _run(engine: Engine, batches, tmp, forward, vocab_size, store_streams, dtype, progress, meta,
+def _run(engine: Engine, batches, tmp, forward, vocab_size, store_streams, dtype, progress, total_tokens, meta,
          chunk_tokens, device, stack) -> dict[str, StreamStats]:
     writer: StoreWriter | None = None
     folder: Folder | None = None
     stored: list[str] = []
     n_tokens, kind, t0 = 0, None, time.perf_counter()
-    bar = stack.enter_context(progress_bar(total=None, unit="tok", unit_scale=True, disable=not progress,
+    bar = stack.enter_context(progress_bar(total=total_tokens, unit="tok", unit_scale=True, disable=not progress,
                                            desc="recording"))
     np_dtype = np.float16 if dtype == "float16" else np.float32
     with torch.no_grad(), engine.active():
