@@ -13,6 +13,8 @@
 - matching: Hungarian unit matching across models; correspondence of two clusterings (ARI).
 - dynamics: tidy training curves; saturation, mean |Δh| and CKA to the final checkpoint.
 - pattern, pattern_index: LSTMVis pattern select and match, with a run-length index of on-runs.
+- saliency: gradient, gradient × input and integrated-gradient token saliency (Li et al. 2016).
+- projection: 2-D PCA / t-SNE / UMAP maps of units and of hidden-state trajectories.
 """
 from rnnvis.analysis.annotations import (
     ANNOTATIONS,
@@ -194,3 +196,9 @@ __all__ = [
     "training_curves",
     "true_token_ranks",
 ]
+from rnnvis.analysis.saliency import Saliency, find_embedding, saliency
+
+__all__ += ["Saliency", "find_embedding", "saliency"]
+from rnnvis.analysis.projection import Projection, project, project_trajectory, project_units
+
+__all__ += ["Projection", "project", "project_trajectory", "project_units"]
