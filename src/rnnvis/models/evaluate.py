@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..analysis.metrics import confusion_matrix, f1_scores
 from ..data.corpus import Document
 from ..data.tokenize import Tokenizer
 from ..errors import RnnvisError
@@ -36,17 +37,12 @@ def lm_metrics(loss_sum: float, tokens: int, level: str, top1: int = 0, top5: in
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
     """accuracy, macro_f1 (over classes present in truth or prediction), confusion[true][pred], n."""
-    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    conf = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(conf, (y_true, y_pred), 1)
-    tp = np.diag(conf).astype(float)
-    support, predicted = conf.sum(1), conf.sum(0)
-    present = (support + predicted) > 0
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    n = int(len(y_true))
+    conf = confusion_matrix(y_true, y_pred, num_classes)  # (classes, classes)
+    _, _, f1 = f1_scores(conf)
+    present = (conf.sum(0) + conf.sum(1)) > 0
+    n = int(conf.sum())
     return {
-        "accuracy": float(tp.sum() / n) if n else 0.0,
+        "accuracy": float(np.trace(conf) / n) if n else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "confusion": conf.tolist(),
         "n": n,
