@@ -7,6 +7,9 @@ Run after `make demo`:
 1. Brown LSTM vs Brown GRU on the same test tokens: per-token loss difference aggregated by the
    gold part of speech of the predicted word — the word classes each model wins on.
 2. The training curves of every demo model from the catalog (validation figure per epoch).
+3. The error taxonomy (Karpathy, Johnson, Fei-Fei 2015) of the Linux char LSTM: errors
+   (p(true) < 0.5) peeled off by the n-gram, memory, rare-word, word-start, punctuation and boost
+   oracles, on the recorded part of the test split.
 """
 from __future__ import annotations
 
@@ -102,9 +105,48 @@ def curves(ws, cat) -> list[str]:
     return lines
 
 
+def linux_errors(ws, cat, max_tokens: int, max_order: int = 5) -> list[str]:
+    import collections
+
+    from rnnvis.analysis import error_taxonomy, ngram_p_true
+
+    ckpt = rnnvis.load_model("linux-char-lstm", ws, cat)
+    store = rnnvis.record_model("linux-char-lstm", ws, cat, split="test", max_tokens=max_tokens,
+                                store_streams=("*.h", "*.c"), window=5000, batch_size=16, progress=False)
+    corpus = rnnvis.load_dataset("linux-kernel", ws)
+    cfg = ckpt.config["split"]
+    splits = corpus.split(seed=cfg["seed"], fractions=tuple(cfg["fractions"]))
+    tok = ckpt.tokenizer
+    docs = list(dict.fromkeys(store.doc_ids.tolist()))  # recorded documents, in order
+    seqs = [tok.encode_doc(corpus.documents[d]) for d in docs]
+    offset = dict(zip(docs, np.cumsum([0] + [len(q) for q in seqs[:-1]]).tolist()))
+    train = [tok.encode_doc(corpus.documents[d]) for d in splits["train"]]
+    ngram = ngram_p_true(train, seqs, len(tok.vocab), max_order=max_order)  # (orders, eval tokens)
+    loss = store.output("loss")
+    keep = ~np.isnan(loss)
+    d_ids, pos = store.doc_ids[keep], store.positions[keep]
+    flat = np.array([offset[d] + p + 1 for d, p in zip(d_ids.tolist(), pos.tolist())])  # the predicted token
+    allseq = np.concatenate([np.asarray(q) for q in seqs])
+    tokens = [tok.vocab.itos[i] for i in allseq[flat]]
+    words = collections.Counter(w for d in splits["train"] for w in corpus.documents[d].chars().split())
+    tax = error_taxonomy(tokens, d_ids, np.exp(-loss[keep]), words, ngram_p=ngram[:, flat], level="char",
+                         max_order=max_order)
+    lines = ["## Error taxonomy of the Linux char LSTM", "",
+             f"{tax.tokens:,} predicted characters of the test split; {tax.errors:,} errors (p(true) < 0.5, "
+             f"error rate {tax.error_rate:.1%}), peeled off in this order by oracles (Kneser–Ney n-grams of "
+             f"order 1..{max_order} fitted on the training split):", "",
+             "| category | errors | share of errors |", "|---|---|---|"]
+    for c in tax.categories:
+        lines.append(f"| {c.name} | {c.count:,} | {c.share:.1%} |")
+    lines += ["", "Karpathy et al. (2015) report this breakdown for a much larger 3-layer LSTM on War and Peace; "
+              "their shares are not reproduced here.", ""]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", help="workspace holding the demo models")
+    ap.add_argument("--max-tokens", type=int, default=300_000, help="characters of the Linux test split")
     args = ap.parse_args()
     ws = rnnvis.Workspace.open(args.home)
     cat = rnnvis.Catalog(ws.catalog_path)
@@ -112,6 +154,7 @@ def main() -> None:
            "Made by `docs/make_demo_comparison.py` from the models `make demo` trains.", ""]
     out += lstm_vs_gru(ws, cat)
     out += curves(ws, cat)
+    out += linux_errors(ws, cat, args.max_tokens)
     print("\n".join(out))
 
 
