@@ -129,8 +129,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     if not rows:
         print("no training runs yet")
+    best = {m["run_id"]: m for m in cat.models() if m["tag"] == "best"}
     for r in rows:
-        print(f"{r['id']:>4}  {r['name']:<22} {r['status']:<9} {r['source']}")
+        test = best.get(r["id"], {}).get("metrics", {}).get("test", {})
+        key = next((k for k in ("bpc", "ppl", "accuracy") if k in test), None)
+        fig = f"test {key}={test[key]:.4g}" if key else ""
+        print(f"{r['id']:>4}  {r['name']:<22} {r['status']:<9} {r['source']:<11} {fig}")
     return 0
 
 
