@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 import rnnvis
-from rnnvis.analysis import annotate, cocluster, discover_units, expected_response
+from rnnvis.analysis import annotate, coarse_brown_tag, cocluster, discover_units, expected_response
 
 SHUFFLES = 200
 
@@ -94,12 +94,6 @@ def sentiment(ws, cat) -> list[str]:
     ]
 
 
-def coarse_brown(tag: str) -> str:
-    """Brown tag -> a coarse class: drop -tl/-hl/-nc suffixes, possessive $, negation *; first two letters."""
-    t = tag.lower().split("-")[0].rstrip("$*")
-    return t[:2] if t else "?"
-
-
 def brown_pos(ws, cat) -> list[str]:
     ckpt = rnnvis.load_model("brown-lstm", ws, cat)
     store = rnnvis.record_model("brown-lstm", ws, cat, split="test", progress=False)
@@ -109,7 +103,7 @@ def brown_pos(ws, cat) -> list[str]:
     tags: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for d in corpus.documents:
         for w, t in zip(d.tokens, d.meta["pos"]):
-            tags[w.lower()][coarse_brown(t)] += 1
+            tags[w.lower()][coarse_brown_tag(t)] += 1
     keep = np.array([i for i, w in enumerate(r.words) if w in tags])
     labels = cc.word_labels[keep]
     gold = np.array([tags[r.words[i]].most_common(1)[0][0] for i in keep])

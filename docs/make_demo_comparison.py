@@ -18,9 +18,10 @@ import argparse
 import numpy as np
 
 import rnnvis
+from rnnvis.analysis import coarse_brown_tag
 from rnnvis.analysis.similarity import loss_difference
 
-# Brown tag prefixes (first two letters after dropping -tl/-hl/-nc, $ and *) in words.
+# Coarse Brown classes (see rnnvis.analysis.coarse_brown_tag) in words.
 BROWN_CLASSES = {
     "nn": "noun", "np": "proper noun", "nr": "adverbial noun", "vb": "verb", "be": "form of 'be'",
     "hv": "form of 'have'", "do": "form of 'do'", "md": "modal", "jj": "adjective", "rb": "adverb",
@@ -33,20 +34,12 @@ BROWN_CLASSES = {
 }
 
 
-def coarse_brown(tag: str) -> str:
-    t = tag.lower().split("-")[0]
-    base = t.rstrip("$*")
-    if not base:  # the tag '*' alone marks not / n't
-        return "*"
-    return base[:2] if base[:1].isalpha() else base
-
-
 def target_classes(store, corpus) -> np.ndarray:
     """(tokens,) coarse POS class of the word each token's prediction is scored on (the next one)."""
     out = []
     for d, p in zip(store.doc_ids.tolist(), store.positions.tolist()):
         tags = corpus.documents[d].meta["pos"]
-        out.append(coarse_brown(tags[p + 1]) if p + 1 < len(tags) else "<eos>")
+        out.append(coarse_brown_tag(tags[p + 1]) if p + 1 < len(tags) else "<eos>")
     return np.asarray(out, dtype=object)
 
 

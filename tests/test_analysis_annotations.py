@@ -108,3 +108,14 @@ def test_register_user_annotation():
     finally:
         ANNOTATIONS.clear()
         ANNOTATIONS.update(registry)
+
+
+def test_coarse_brown_tag():
+    from rnnvis.analysis import coarse_brown_tag
+
+    assert coarse_brown_tag("NNS-TL") == "nn"
+    assert coarse_brown_tag("pp$") == "pp"
+    assert coarse_brown_tag("bez*") == "be"
+    assert coarse_brown_tag("*") == "*"
+    assert coarse_brown_tag(".") == "."
+    assert coarse_brown_tag("``") == "``"

@@ -182,6 +182,18 @@ def coarse_tag(tag: str) -> str:
     return _PTB.get(tag, tag.upper())
 
 
+def coarse_brown_tag(tag: str) -> str:
+    """Coarse class of a Brown corpus tag: drop -tl/-hl/-nc, possessive $ and negation *, keep two letters.
+
+    'nns-tl' -> 'nn', 'pp$' -> 'pp', 'bez*' -> 'be'; the tag '*' alone (not, n't) stays '*';
+    punctuation tags ('.', ',', '``') stay as they are.
+    """
+    base = tag.lower().split("-")[0].rstrip("$*")
+    if not base:
+        return "*"
+    return base[:2] if base[:1].isalpha() else base
+
+
 def pos_annotations(tags: Sequence[str], coarse: bool = True) -> dict[str, np.ndarray]:
     """{'pos=TAG': (tokens,) bool} one binary annotation per (coarse) tag present in `tags`."""
     tags = [coarse_tag(t) if coarse else t for t in tags]
