@@ -27,15 +27,18 @@ frontend:
 	fi
 
 # Debian packages used by the data sets and the browser tests (root only; skipped otherwise).
+# The browser tests drive Debian's chromium (never a browser downloaded by a test tool).
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq >/dev/null 2>&1 || true; \
+	  command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
 demo: venv frontend system-deps
 	$(VENV)/bin/rnnvis demo $(if $(HOME_DIR),--home $(HOME_DIR))
 
 test: venv frontend system-deps
+	@if [ -f frontend/package.json ]; then cd frontend && npm test; fi
 	$(PY) -m pytest -q tests
 
 clean:
