@@ -190,7 +190,10 @@ def load_user_data(path: str | os.PathLike, *, fmt: str | None = None, text_colu
         raise RnnvisError(f"{path} is a folder; only plain text can be read from a folder",
                           "give the CSV or JSONL file itself")
     name = name or path.stem or "data"
-    info: dict[str, Any] = {"source": "user", "path": str(path.resolve()), "format": fmt}
+    # The path and options let a later session (the web app, `rnnvis record`) reload the same corpus.
+    info: dict[str, Any] = {"source": "user", "path": str(path.resolve()), "format": fmt,
+                            "options": {"fmt": fmt, "text_column": text_column, "label_column": label_column,
+                                        "per_line": per_line, "level": level, "name": name}}
     label_names, task = None, "lm"
     if fmt == "text":
         if label_column is not None:

@@ -334,7 +334,7 @@ class _Trainer:
     # -- checkpoints ------------------------------------------------------------------
     def _ckpt_config(self, epoch: int, metrics: dict) -> dict:
         return {"model": self.model.config, "train": self.cfg.to_json(), "dataset": self.corpus.name,
-                "corpus_fingerprint": self.corpus.fingerprint(),
+                "corpus_fingerprint": self.corpus.fingerprint(), "corpus_info": self.corpus.info,
                 "split": {"seed": self.splits.seed, "fractions": list(self.splits.fractions)},
                 "task": self.cfg.task, "level": self.cfg.level, "run_id": self.run_id, "epoch": epoch,
                 "metrics": metrics}
