@@ -1,0 +1,633 @@
+/**
+ * Typed client of the JSON API (docs/api.md). One function per endpoint; every failure is
+ * thrown as an ApiError {status, error, fix, job?}. `withRecording` turns a 409 (view recording
+ * not ready) into "start/poll the job, report progress, retry".
+ */
+
+// ---------------------------------------------------------------- schemas
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
+
+export interface ErrorBody {
+  error: string
+  fix: string
+}
+
+export interface Job {
+  id: string
+  kind: 'record' | 'train' | 'analysis'
+  title: string
+  status: JobStatus
+  progress: number
+  message: string
+  eta_s: number | null
+  error: ErrorBody | null
+  created_at: string
+  result: Record<string, unknown> | null
+}
+
+export interface Health {
+  status: string
+  workspace: string
+}
+
+export interface Dataset {
+  name: string
+  title: string
+  level: string
+  task: string
+  client: string
+  package: string
+  licence: string
+  fetched: boolean
+  size_bytes: number | null
+  documents: number | null
+}
+
+export interface ModelSummary {
+  id: string
+  name: string
+  kind: string
+  tag: string | null
+  epoch: number | null
+  run_id: number | null
+  config: Record<string, unknown>
+  /** split -> key -> value (e.g. metrics.valid.ppl) */
+  metrics: Record<string, Record<string, number | null>>
+}
+
+export interface RunMetricPoint {
+  step: number
+  epoch: number | null
+  value: number | null
+}
+
+export interface Run {
+  run_id: number
+  [key: string]: unknown
+}
+
+export interface RunMetrics {
+  run_id: number
+  series: Record<string, Record<string, RunMetricPoint[]>>
+}
+
+export interface Baseline {
+  dataset: string
+  split: string
+  kind: string
+  key: string
+  metrics: Record<string, number | null>
+}
+
+export type StreamType = 'h' | 'c' | 'gate'
+
+export interface StreamInfo {
+  name: string
+  layer: number
+  direction: string
+  type: StreamType
+  gate: string | null
+  units: number
+}
+
+export interface RecordingInfo {
+  status: 'ready' | 'missing' | 'running'
+  tokens: number | null
+  documents: number | null
+  job: Job | null
+}
+
+export interface ModelInfo {
+  ref: string
+  id: string
+  name: string
+  kind: 'lm' | 'classifier'
+  level: 'word' | 'char'
+  cell: string
+  layers: number
+  hidden: number
+  dataset: string
+  split: string
+  own: boolean
+  labels: string[] | null
+  streams: StreamInfo[]
+  default_stream: string
+  recording: RecordingInfo
+  has_pos: boolean
+  run_id: number | null
+}
+
+export interface CoclusterWord {
+  word: string
+  weight: number
+  count: number
+  pos: string | null
+}
+
+export interface Cocluster {
+  stream: string
+  k: number
+  k_scores: { k: number; score: number }[]
+  score_name: string
+  units: { unit: number; cluster: number }[]
+  unit_clusters: { id: number; units: number[] }[]
+  word_clusters: { id: number; words: CoclusterWord[] }[]
+  /** (k, k): signed mean response of unit cluster i to word cluster j */
+  links: (number | null)[][]
+  n_words: number
+  min_count: number
+}
+
+export interface WordResponse {
+  word: string
+  count: number
+  response: (number | null)[]
+  std: (number | null)[]
+  pos: string | null
+}
+
+export interface WordStat {
+  word: string
+  mean: number
+  std: number
+  count: number
+  /** [q09, q25, q75, q91] */
+  q: [number, number, number, number] | null
+}
+
+export interface UnitResponse {
+  unit: number
+  stream: string
+  positive: WordStat[]
+  negative: WordStat[]
+  histogram: { edges: number[]; counts: number[] }
+  mean: number
+  std: number
+  cluster: number | null
+}
+
+export interface DocumentSummary {
+  doc: number
+  tokens: number
+  preview: string
+}
+
+export interface DocumentList {
+  total: number
+  documents: DocumentSummary[]
+}
+
+export interface SentenceRequest {
+  text?: string
+  doc?: number
+  start?: number
+  stop?: number
+  streams?: string[]
+  k?: number
+  stream?: string
+}
+
+export interface Glyphs {
+  stream: string
+  k: number
+  unit_labels: number[]
+  /** each (tokens, k) */
+  pos: number[][]
+  neg: number[][]
+  dpos: number[][]
+  dneg: number[][]
+  kept: number[][]
+}
+
+export interface Sentence {
+  source: 'typed' | 'corpus'
+  doc: number | null
+  tokens: string[]
+  /** name -> (tokens, units) */
+  streams: Record<string, (number | null)[][]>
+  outputs: {
+    loss: (number | null)[] | null
+    top: { token: string; prob: number }[][] | null
+    probs: { label: string; prob: number }[] | null
+  }
+  glyphs: Glyphs | null
+}
+
+export interface Saturation {
+  gates: {
+    stream: string
+    layer: number
+    direction: string
+    gate: string
+    units: { unit: number; low: number; high: number }[]
+  }[]
+  summary: { layer: number; gate: string; mean_low: number; mean_high: number; share_saturated: number }[]
+}
+
+export interface Radar {
+  stream: string
+  words: string[]
+  dims: { unit: number; label: string }[]
+  values: number[][]
+  chosen_by: 'given' | 'variance across words'
+}
+
+export interface SaliencyRequest {
+  text: string
+  target?: number | string
+  steps?: number
+}
+
+export interface Saliency {
+  tokens: string[]
+  target: number | string
+  target_label: string | null
+  methods: { grad: number[]; grad_x_input: number[]; integrated: number[] }
+  dims: number[][]
+  prediction: { label: string; prob: number }[]
+}
+
+export interface ProjectionParams {
+  what: 'units' | 'trajectory'
+  stream?: string
+  method?: 'pca' | 'tsne' | 'umap'
+  text?: string
+  doc?: number
+}
+
+export interface Projection {
+  what: 'units' | 'trajectory'
+  method: string
+  points: { x: number; y: number; label: string; group: number | null }[]
+  explained: number[] | null
+}
+
+export interface Discovery {
+  annotations: {
+    name: string
+    kind: 'binary' | 'scalar'
+    metric: 'auc' | 'pearson'
+    top: { stream: string; unit: number; score: number; effect: number }[]
+    probe: { stream: string; metric: string; test_score: number; baseline: number } | null
+  }[]
+  available: string[]
+}
+
+export interface Threshold {
+  kind: 'abs' | 'pct'
+  value: number
+}
+
+export interface PatternSelectRequest {
+  stream: string
+  doc: number
+  start: number
+  stop: number
+  threshold: Threshold
+  off_after?: boolean
+}
+
+export interface PatternSelect {
+  stream: string
+  units: number[]
+  theta: number[]
+  doc: number
+  tokens: string[]
+  values: number[][]
+}
+
+export interface PatternMatchRequest {
+  stream: string
+  units: number[]
+  threshold: Threshold
+  min_fraction?: number
+  min_len?: number
+  max_len?: number | null
+  limit?: number
+}
+
+export interface PatternMatch {
+  total: number
+  matches: {
+    doc: number
+    start: number
+    stop: number
+    tokens: string[]
+    context: [number, number]
+    matched: number
+    extra: number
+    jaccard: number
+    counts: number[]
+    tracks: Record<string, number[]>
+  }[]
+  length_hist: { lengths: number[]; counts: number[] }
+}
+
+export interface Metrics {
+  kind: string
+  split: string
+  metrics: Record<string, number | null>
+  baselines: { name: string; metrics: Record<string, number | null> }[]
+  confusion: number[][] | null
+  labels: string[] | null
+  calibration: {
+    bins: number[]
+    accuracy: (number | null)[]
+    confidence: (number | null)[]
+    counts: number[]
+    ece: number
+  } | null
+}
+
+export interface LmErrorExample {
+  left: string
+  token: string
+  right: string
+  p_true: number
+  predicted: string
+}
+
+export interface LmErrors {
+  kind: 'lm'
+  level: string
+  total: number
+  errors: number
+  categories: { name: string; count: number; share: number; examples: LmErrorExample[] }[]
+  reference: { source: string; shares: Record<string, number> } | null
+}
+
+export interface ClassifierErrors {
+  kind: 'classifier'
+  slices: { family: string; name: string; n: number; accuracy: number; errors: number }[]
+  misclassified: {
+    doc: number
+    text: string
+    gold: string
+    predicted: string
+    confidence: number
+    tokens: string[]
+    saliency: number[]
+  }[]
+}
+
+export type Errors = LmErrors | ClassifierErrors
+
+export interface Training {
+  run_id: number | null
+  curves: { split: string; key: string; points: RunMetricPoint[] }[]
+  dynamics: {
+    labels: string[]
+    saturation: unknown
+    mean_abs_delta: unknown
+    cka_to_final: unknown
+  } | null
+}
+
+export interface LossGroup {
+  group: string
+  n: number
+  mean_a: number
+  mean_b: number
+  diff: number
+}
+
+export interface Compare {
+  a: string
+  b: string
+  same_tokens: boolean
+  loss: {
+    mean_a: number
+    mean_b: number
+    by_word: LossGroup[]
+    by_pos: LossGroup[] | null
+    by_category: LossGroup[] | null
+  }
+  similarity: { layers_a: string[]; layers_b: string[]; cka: number[][]; svcca: number[][] }
+  matching: { pairs: { a: number; b: number; r: number }[]; mean_r: number }
+  clusters: { ari: number; table: number[][] } | null
+}
+
+export interface CompareTokens {
+  tokens: string[]
+  loss_a: number[]
+  loss_b: number[]
+  diff: number[]
+}
+
+export interface TrainRequest {
+  dataset: string
+  name?: string
+  cell: string
+  layers: number
+  hidden: number
+  epochs: number
+  level?: string
+  [key: string]: unknown
+}
+
+// ---------------------------------------------------------------- errors
+
+export class ApiError extends Error {
+  status: number
+  error: string
+  fix: string
+  job?: Job
+
+  constructor(status: number, error: string, fix: string, job?: Job) {
+    super(error)
+    this.name = 'ApiError'
+    this.status = status
+    this.error = error
+    this.fix = fix
+    this.job = job
+  }
+
+  /** true for 409 "view recording not ready" answers that carry the recording job */
+  get isRecording(): boolean {
+    return this.status === 409 && this.job !== undefined
+  }
+}
+
+/** Turn a non-2xx answer (status + parsed body or raw text) into an ApiError. */
+export function parseError(status: number, body: unknown): ApiError {
+  if (body && typeof body === 'object') {
+    const b = body as Record<string, unknown>
+    if (typeof b.error === 'string') {
+      const job = b.job && typeof b.job === 'object' ? (b.job as Job) : undefined
+      return new ApiError(status, b.error, typeof b.fix === 'string' ? b.fix : '', job)
+    }
+    // FastAPI's default {"detail": ...} (e.g. a 422 before our handler runs)
+    if ('detail' in b) {
+      const d = b.detail
+      let msg: string
+      if (Array.isArray(d)) {
+        msg = d
+          .map((e: { loc?: unknown[]; msg?: string }) =>
+            `${(e.loc ?? []).filter((x) => x !== 'body' && x !== 'query').join('.')}: ${e.msg ?? ''}`)
+          .join('; ')
+      } else if (d && typeof d === 'object' && typeof (d as ErrorBody).error === 'string') {
+        const e = d as ErrorBody & { job?: Job }
+        return new ApiError(status, e.error, e.fix ?? '', e.job)
+      } else {
+        msg = String(d)
+      }
+      return new ApiError(status, msg, 'Check the request parameters.')
+    }
+  }
+  const text = typeof body === 'string' && body.trim() ? body.trim().slice(0, 300) : `HTTP ${status}`
+  const fix =
+    status === 404
+      ? 'This endpoint or object does not exist on the server; is the server up to date?'
+      : status >= 500
+        ? 'The server failed; see its log.'
+        : 'Check the request.'
+  return new ApiError(status, text, fix)
+}
+
+// ---------------------------------------------------------------- transport
+
+export let apiBase = ''
+export function setApiBase(base: string): void {
+  apiBase = base.replace(/\/$/, '')
+}
+
+export type Query = Record<string, string | number | boolean | null | undefined | (string | number)[]>
+
+/** Build a query string, dropping null/undefined/empty values; arrays are comma-joined. */
+export function queryString(q: Query = {}): string {
+  const parts: string[] = []
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined || v === null || v === '') continue
+    const s = Array.isArray(v) ? v.join(',') : String(v)
+    parts.push(`${encodeURIComponent(k)}=${encodeURIComponent(s)}`)
+  }
+  return parts.length ? `?${parts.join('&')}` : ''
+}
+
+async function request<T>(method: string, path: string, query?: Query, body?: unknown, signal?: AbortSignal): Promise<T> {
+  let res: Response
+  try {
+    res = await fetch(`${apiBase}${path}${queryString(query)}`, {
+      method,
+      headers: body !== undefined ? { 'Content-Type': 'application/json' } : undefined,
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      signal,
+    })
+  } catch (e) {
+    if ((e as Error).name === 'AbortError') throw e
+    throw new ApiError(0, `Cannot reach the server (${(e as Error).message})`, 'Is `rnnvis serve` running?')
+  }
+  const text = await res.text()
+  let parsed: unknown = text
+  try {
+    parsed = text ? JSON.parse(text) : null
+  } catch {
+    /* keep the raw text */
+  }
+  if (!res.ok) throw parseError(res.status, parsed)
+  return parsed as T
+}
+
+const get = <T>(path: string, q?: Query, signal?: AbortSignal) => request<T>('GET', path, q, undefined, signal)
+const post = <T>(path: string, body?: unknown, q?: Query, signal?: AbortSignal) =>
+  request<T>('POST', path, q, body ?? {}, signal)
+const m = (ref: string) => `/api/models/${encodeURIComponent(ref)}`
+
+// ---------------------------------------------------------------- endpoints
+
+export const api = {
+  health: () => get<Health>('/api/health'),
+  datasets: () => get<Dataset[]>('/api/datasets'),
+  models: () => get<ModelSummary[]>('/api/models'),
+  runs: () => get<Run[]>('/api/runs'),
+  runMetrics: (id: number) => get<RunMetrics>(`/api/runs/${id}/metrics`),
+  baselines: (dataset?: string) => get<Baseline[]>('/api/baselines', { dataset }),
+
+  jobs: () => get<Job[]>('/api/jobs'),
+  job: (id: string) => get<Job>(`/api/jobs/${encodeURIComponent(id)}`),
+  cancelJob: (id: string) => post<Job>(`/api/jobs/${encodeURIComponent(id)}/cancel`),
+  train: (body: TrainRequest) => post<Job>('/api/train', body),
+
+  info: (ref: string) => get<ModelInfo>(`${m(ref)}/info`),
+  record: (ref: string) => post<Job>(`${m(ref)}/record`),
+
+  cocluster: (ref: string, q: { stream?: string; k?: number; min_count?: number; max_words?: number }) =>
+    get<Cocluster>(`${m(ref)}/cocluster`, q),
+  word: (ref: string, q: { stream?: string; word: string }) => get<WordResponse>(`${m(ref)}/word`, q),
+  unit: (ref: string, q: { stream?: string; unit: number; k?: number }) => get<UnitResponse>(`${m(ref)}/unit`, q),
+  documents: (ref: string, q: { offset?: number; limit?: number; q?: string } = {}) =>
+    get<DocumentList>(`${m(ref)}/documents`, q),
+  sentence: (ref: string, body: SentenceRequest) => post<Sentence>(`${m(ref)}/sentence`, body),
+  saturation: (ref: string) => get<Saturation>(`${m(ref)}/saturation`),
+  radar: (ref: string, q: { stream?: string; words?: string[]; dims?: number[]; n?: number }) =>
+    get<Radar>(`${m(ref)}/radar`, q),
+  saliency: (ref: string, body: SaliencyRequest) => post<Saliency>(`${m(ref)}/saliency`, body),
+  projection: (ref: string, q: ProjectionParams) => get<Projection>(`${m(ref)}/projection`, { ...q }),
+  discovery: (ref: string, q: { annotations?: string[]; top?: number } = {}) =>
+    get<Discovery>(`${m(ref)}/discovery`, q),
+  patternSelect: (ref: string, body: PatternSelectRequest) => post<PatternSelect>(`${m(ref)}/pattern/select`, body),
+  patternMatch: (ref: string, body: PatternMatchRequest) => post<PatternMatch>(`${m(ref)}/pattern/match`, body),
+
+  metrics: (ref: string) => get<Metrics>(`${m(ref)}/metrics`),
+  errors: (ref: string) => get<Errors>(`${m(ref)}/errors`),
+  training: (ref: string) => get<Training>(`${m(ref)}/training`),
+
+  compare: (a: string, b: string, stream?: string) => get<Compare>('/api/compare', { a, b, stream }),
+  compareTokens: (a: string, b: string, doc: number) => get<CompareTokens>('/api/compare/tokens', { a, b, doc }),
+}
+
+// ---------------------------------------------------------------- recording-aware calls
+
+export interface Progress {
+  job: Job
+}
+
+export type ProgressCallback = (job: Job | null) => void
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/**
+ * Run `fn`; when it answers 409 (view recording not ready), make sure the recording job runs
+ * (POST /record), poll `/api/jobs/{id}` every `intervalMs`, report each state to `onProgress`,
+ * and retry `fn` once the job is done. A failed/cancelled job becomes an ApiError.
+ * `onProgress(null)` is called when the wait is over.
+ */
+export async function withRecording<T>(
+  ref: string,
+  fn: () => Promise<T>,
+  onProgress: ProgressCallback = () => {},
+  opts: { intervalMs?: number; maxRetries?: number; isCancelled?: () => boolean } = {},
+): Promise<T> {
+  const interval = opts.intervalMs ?? 500
+  const maxRetries = opts.maxRetries ?? 3
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const out = await fn()
+      onProgress(null)
+      return out
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.status !== 409 || attempt >= maxRetries) throw e
+      let job: Job | undefined = e.job
+      if (!job || job.status === 'failed' || job.status === 'cancelled') {
+        job = await api.record(ref)
+      }
+      onProgress(job)
+      while (job.status === 'queued' || job.status === 'running') {
+        if (opts.isCancelled?.()) throw new ApiError(0, 'cancelled', '')
+        await sleep(interval)
+        job = await api.job(job.id)
+        onProgress(job)
+      }
+      if (job.status !== 'done') {
+        onProgress(null)
+        throw new ApiError(
+          409,
+          job.error?.error ?? `The recording job ${job.status}.`,
+          job.error?.fix ?? 'Start the recording again (POST /api/models/{ref}/record).',
+          job,
+        )
+      }
+    }
+  }
+}

@@ -1,0 +1,87 @@
+/** Shared, cached model catalogue and ModelInfo per ref (reactive). */
+import { reactive } from 'vue'
+import { api, type ApiError, type ModelInfo, type ModelSummary } from './api'
+import { toApiError } from './useApi'
+
+export const catalog = reactive({
+  models: [] as ModelSummary[],
+  loaded: false,
+  error: null as ApiError | null,
+  info: {} as Record<string, ModelInfo | undefined>,
+  infoError: {} as Record<string, ApiError | undefined>,
+})
+
+/**
+ * The ref to use for a catalogue entry: its name when it is the one the name resolves to (the
+ * only or the `best` checkpoint of that name), else its 16-hex id prefix.
+ */
+export function refOf(m: ModelSummary, all: ModelSummary[] = catalog.models): string {
+  const same = all.filter((x) => x.name === m.name)
+  const main = same.length === 1 ? same[0] : same.find((x) => x.tag === 'best')
+  return m.name && main?.id === m.id ? m.name : m.id.slice(0, 16)
+}
+
+export interface ModelOption {
+  ref: string
+  label: string
+}
+
+/** Options for a model <select>: one group per model name, its main entry first. */
+export function modelOptions(all: ModelSummary[]): { name: string; options: ModelOption[] }[] {
+  const groups = new Map<string, ModelOption[]>()
+  const mains: ModelOption[] = []
+  for (const m of all) {
+    const ref = refOf(m, all)
+    const name = m.name || m.id.slice(0, 8)
+    const detail = [m.tag, m.epoch != null ? `epoch ${m.epoch}` : null].filter(Boolean).join(' · ')
+    if (ref === m.name) mains.push({ ref, label: `${name}${detail ? ` (${detail})` : ''}` })
+    else {
+      if (!groups.has(name)) groups.set(name, [])
+      groups.get(name)!.push({ ref, label: `${name} · ${detail || ref}` })
+    }
+  }
+  const out = [{ name: 'models', options: mains }]
+  for (const [name, options] of groups) out.push({ name: `${name} checkpoints`, options })
+  return out.filter((g) => g.options.length)
+}
+
+export async function loadModels(): Promise<void> {
+  try {
+    catalog.models = await api.models()
+    catalog.error = null
+  } catch (e) {
+    catalog.error = toApiError(e)
+  } finally {
+    catalog.loaded = true
+  }
+}
+
+const pending: Record<string, Promise<ModelInfo | undefined> | undefined> = {}
+
+/** ModelInfo of `ref`, fetched once (pass force to refresh, e.g. after a recording finished). */
+export function loadInfo(ref: string, force = false): Promise<ModelInfo | undefined> {
+  if (!ref) return Promise.resolve(undefined)
+  if (!force && pending[ref]) return pending[ref]!
+  const p = api
+    .info(ref)
+    .then((info) => {
+      catalog.info[ref] = info
+      catalog.infoError[ref] = undefined
+      return info
+    })
+    .catch((e) => {
+      catalog.infoError[ref] = toApiError(e)
+      pending[ref] = undefined
+      return undefined
+    })
+  pending[ref] = p
+  return p
+}
+
+/** The stream a view should use for `ref`: state.stream when the model has it, else its default. */
+export function streamFor(ref: string, wanted: string): string {
+  const info = catalog.info[ref]
+  if (!info) return wanted
+  if (wanted && info.streams.some((s) => s.name === wanted)) return wanted
+  return info.default_stream
+}

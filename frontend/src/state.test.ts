@@ -1,0 +1,52 @@
+// @vitest-environment node
+import { describe, it, expect } from 'vitest'
+import { decodeState, defaultState, encodeState, parseStream, streamName } from './state'
+
+describe('URL state', () => {
+  it('encodes the default state as an empty query', () => {
+    expect(encodeState(defaultState())).toBe('')
+  })
+
+  it('round-trips every kind of field', () => {
+    const s = defaultState()
+    Object.assign(s, {
+      view: 'pattern', model: 'brown-lstm', model_b: '1c1879c4b156b04c', compare: true,
+      stream: 'layer0.fwd.gate.f', k: 7, word: 'a,b & c', unit: 0, doc: 12, text: 'hello world?',
+      start: 3, stop: 9, threshold: -0.25, thkind: 'pct', units: [4, 0, 17], words: ['x,y', 'z%2C'],
+      extra: { foo: 'bar' },
+    })
+    const qs = encodeState(s)
+    expect(qs.startsWith('?')).toBe(true)
+    expect(decodeState(qs)).toEqual(s)
+  })
+
+  it('keeps unit 0 (a falsy value different from the default null)', () => {
+    const s = defaultState()
+    s.unit = 0
+    expect(encodeState(s)).toBe('?unit=0')
+  })
+
+  it('falls back to defaults for malformed values', () => {
+    const s = decodeState('?k=abc&unit=1.5&threshold=x&thkind=weird&units=1,a&compare=0&color=no')
+    const d = defaultState()
+    expect(s.k).toBe(d.k)
+    expect(s.unit).toBe(d.unit)
+    expect(s.threshold).toBe(d.threshold)
+    expect(s.thkind).toBe('abs')
+    expect(s.units).toEqual([])
+    expect(s.compare).toBe(false)
+    expect(s.color).toBe('unit')
+  })
+
+  it('drops an access token from shared URLs', () => {
+    const s = decodeState('?token=secret&view=detail')
+    expect(s.extra).toEqual({})
+    expect(encodeState(s)).toBe('?view=detail')
+  })
+
+  it('parses and builds stream names', () => {
+    expect(parseStream('layer1.bwd.gate.f')).toEqual({ layer: 1, direction: 'bwd', kind: 'gate.f' })
+    expect(parseStream('nonsense')).toBeNull()
+    expect(streamName({ layer: 0, direction: 'fwd', kind: 'c' })).toBe('layer0.fwd.c')
+  })
+})
