@@ -62,6 +62,9 @@ _EXPORTS = {
     "import_tensorboard": ".importrun",
     # demo
     "prepare_demo": ".demo",
+    # the web app from Python (own models)
+    "serve": ".serving",
+    "show": ".serving",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -57,8 +57,12 @@ def _classifier_batches(tok, docs, doc_ids, batch_size: int, max_len: int) -> It
 def record_model(ref: str, ws: Workspace, catalog: Catalog, *, data: str | None = None, split: str = "test",
                  store_streams: tuple[str, ...] = ("*",), dtype: str = "float16", window: int = 200,
                  batch_size: int = 32, device: str = "cpu", max_tokens: int | None = None,
-                 data_options: dict | None = None, progress: bool = True):
-    """Record every stream of model `ref` on `split` of its data (or of `data`); returns the Store."""
+                 data_options: dict | None = None, progress: bool = True,
+                 on_progress: Callable[[int, int | None], None] | None = None):
+    """Record every stream of model `ref` on `split` of its data (or of `data`); returns the Store.
+
+    on_progress(done_tokens, total_tokens) is called after every batch (see `record_corpus`); an
+    exception it raises stops the recording, which is then neither kept nor registered."""
     from .data import load_corpus
     from .models import lm_windows
     from .recording import Store, record_corpus
@@ -95,7 +99,7 @@ def record_model(ref: str, ws: Workspace, catalog: Catalog, *, data: str | None 
             "level": cfg.get("level"), "task": cfg.get("task"), "options": options, "key": key}
     store = record_corpus(ckpt.model, batches, path, forward=forward, vocab_size=len(tok.vocab),
                           store_streams=store_streams, dtype=dtype, progress=progress, meta=meta,
-                          total_tokens=total)
+                          total_tokens=total, on_progress=on_progress)
     catalog.put_recording(key, ckpt.model_id, corpus.name, split, options, path,
                           info={"tokens": store.n_tokens, "streams": store.streams})
     return store

@@ -265,8 +265,10 @@ class _Trainer:
         ep_t = time.monotonic()
         bar = progress_bar(total=n_steps, desc=f"{cfg.name} epoch {epoch}", disable=not self.progress,
                            leave=False, unit="step")
+        done = 0  # steps of this epoch (a disabled progress bar does not count them)
         try:
             for ids, target, lengths in batches:
+                done += 1
                 ids, target = ids.to(dev), target.to(dev)
                 self.opt.zero_grad(set_to_none=True)
                 if cfg.task == "lm":
@@ -302,13 +304,14 @@ class _Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{lv:.3f}", tok_s=f"{tok_s:,.0f}", refresh=False)  # redrawn at mininterval
                 info = {"run_id": self.run_id, "step": self.step, "epoch": epoch, "loss": lv,
-                        "lr": self.opt.param_groups[0]["lr"], "grad_norm": total, "tokens_per_s": tok_s}
+                        "lr": self.opt.param_groups[0]["lr"], "grad_norm": total, "tokens_per_s": tok_s,
+                        "epoch_steps": n_steps, "epochs": cfg.epochs}
                 if log_now:
                     avg = win_loss / max(win_count, 1)
                     values = {"loss": avg, **self._derived(avg), "lr": info["lr"], "grad_norm": total, **parts,
                               "tokens_per_s": win_tokens / max(now - win_t, 1e-9)}
                     self.catalog.log_metrics(self.run_id, self.step, "train", values,
-                                             epoch=epoch - 1 + bar.n / max(n_steps, 1))
+                                             epoch=epoch - 1 + done / max(n_steps, 1))
                     info["logged"] = values
                     win_loss, win_count, win_tokens, win_t = 0.0, 0, 0, now
                 _call(self.callbacks, "on_step", info)

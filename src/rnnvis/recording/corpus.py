@@ -202,7 +202,8 @@ def record_corpus(module: torch.nn.Module, batches: Iterable[dict], out_path, *,
                   forward: Callable[[torch.nn.Module, dict], Any] | None = None, vocab_size: int,
                   store_streams=("*",), dtype: str = "float16", progress: bool = True,
                   meta: dict | None = None, method: str | None = None, chunk_tokens: int = 16384,
-                  write: bool = True, total_tokens: int | None = None) -> Store | dict[str, StreamStats]:
+                  write: bool = True, total_tokens: int | None = None,
+                  on_progress: Callable[[int, int | None], None] | None = None) -> Store | dict[str, StreamStats]:
     """Record every stream of `module` over `batches` into a store at `out_path`; return it.
 
     batches: dicts with ids (B, T) padded, lengths (B,), doc_ids (B,), start_pos (B,), optional
@@ -210,6 +211,8 @@ def record_corpus(module: torch.nn.Module, batches: Iterable[dict], out_path, *,
     classifiers (a tuple's first element is used); default `module(batch["ids"])`.
     write=False folds the statistics only and returns them (no store; used by benchmarks).
     total_tokens, when known, gives the progress bar its ETA.
+    on_progress(done_tokens, total_tokens) is called after every batch; an exception it raises
+    (e.g. a job's cancel) stops the recording and nothing is left at `out_path`.
     """
     if dtype not in ("float16", "float32"):
         raise RnnvisError(f"unsupported store dtype {dtype!r}", "use 'float16' or 'float32'")
@@ -223,7 +226,7 @@ def record_corpus(module: torch.nn.Module, batches: Iterable[dict], out_path, *,
         with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(atomic_path(out_path)) if write else None
             stats = _run(engine, batches, tmp, forward, vocab_size, store_streams, dtype, progress, total_tokens,
-                         meta or {}, chunk_tokens, device, stack)
+                         meta or {}, chunk_tokens, device, stack, on_progress)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise RnnvisError(f"disk full while writing the recording to {out_path}; nothing was kept",
@@ -233,7 +236,7 @@ def record_corpus(module: torch.nn.Module, batches: Iterable[dict], out_path, *,
 
 
 def _run(engine: Engine, batches, tmp, forward, vocab_size, store_streams, dtype, progress, total_tokens, meta,
-         chunk_tokens, device, stack) -> dict[str, StreamStats]:
+         chunk_tokens, device, stack, on_progress=None) -> dict[str, StreamStats]:
     writer: StoreWriter | None = None
     folder: Folder | None = None
     stored: list[str] = []
@@ -282,6 +285,8 @@ def _run(engine: Engine, batches, tmp, forward, vocab_size, store_streams, dtype
                 writer.append(rows)
             n_tokens += int(tok.numel())
             bar.update(int(tok.numel()))
+            if on_progress is not None:
+                on_progress(n_tokens, total_tokens)
         if folder is None:
             raise RnnvisError("the corpus had no batches", "pass a non-empty iterable of batches")
     stats = folder.result()

@@ -1,10 +1,14 @@
 """The FastAPI app: thin handlers over the Python API, typed JSON, OpenAPI at /docs."""
 from __future__ import annotations
 
+import threading
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -13,6 +17,9 @@ from ..catalog import Catalog
 from ..errors import NotFound, RnnvisError
 from ..workspace import Workspace
 from .security import GuardMiddleware, allowed_hosts
+
+if TYPE_CHECKING:
+    from ..explore.session import Explorer
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -62,18 +69,55 @@ class RunMetricsOut(BaseModel):
     series: dict[str, dict[str, list[SeriesPoint]]]  # split -> key -> points
 
 
-def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None) -> FastAPI:
-    app = FastAPI(title="rnnvis", version="0.1.0",
+def _warm_imports() -> None:
+    """Import the analysis stack in the background so that the first view does not pay for it."""
+    try:
+        import rnnvis.analysis  # noqa: F401
+        import rnnvis.models  # noqa: F401
+        import rnnvis.recording  # noqa: F401
+    except Exception:  # noqa: BLE001 - only a speed-up; a real import error shows at first use
+        pass
+
+
+def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None,
+               explorer: "Explorer | None" = None) -> FastAPI:
+    from ..explore.session import Explorer, NotReady
+    from .routes_explore import BodyLimit, TooLarge, explore_router
+
+    own_explorer = explorer is None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        threading.Thread(target=_warm_imports, name="rnnvis-warm-imports", daemon=True).start()
+        yield
+        if own_explorer:
+            app.state.explorer.jobs.shutdown()
+
+    app = FastAPI(title="rnnvis", version="0.1.0", lifespan=lifespan,
                   description="Visual analysis of recurrent neural networks: JSON API of the web app.")
     app.state.ws = ws
     app.state.catalog = Catalog(ws.catalog_path)
+    app.state.explorer = explorer if explorer is not None else Explorer(ws, app.state.catalog)
     app.add_middleware(GuardMiddleware, hosts=None if host in ("0.0.0.0", "::") else allowed_hosts(host),
                        token=token)
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(RnnvisError)
     async def _rnnvis_error(_: Request, exc: RnnvisError) -> JSONResponse:
-        return JSONResponse({"error": exc.what, "fix": exc.fix},
-                            status_code=404 if isinstance(exc, NotFound) else 400)
+        if isinstance(exc, NotReady):
+            return JSONResponse({"error": exc.what, "fix": exc.fix, "job": exc.job.to_json()}, status_code=409)
+        status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else 400
+        return JSONResponse({"error": exc.what, "fix": exc.fix}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        first = errs[0] if errs else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path"))
+        what = f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg", "invalid request")
+        return JSONResponse({"error": what, "fix": "see /docs for the parameters this endpoint takes",
+                             "detail": jsonable_encoder(errs, custom_encoder={Exception: str})},
+                            status_code=422)
 
     def cat() -> Catalog:
         return app.state.catalog
@@ -90,11 +134,16 @@ def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None)
 
     @app.get("/api/models", response_model=list[ModelOut])
     def models() -> list[dict]:
-        return cat().models()
+        return app.state.explorer.models()
 
     @app.get("/api/models/{ref}", response_model=ModelOut)
     def model(ref: str) -> dict:
-        return cat().find_model(ref)
+        own = [m for m in app.state.explorer.models() if m["kind"] == "own" and ref in (m["name"], m["id"])]
+        return own[0] if own else cat().find_model(ref)
+
+    app.include_router(explore_router(app.state.explorer))
+    from .routes_perf import perf_router  # noqa: E402 - issue 5: performance, errors, training, compare
+    app.include_router(perf_router(app.state.explorer))
 
     @app.get("/api/runs", response_model=list[RunOut])
     def runs() -> list[dict]:

@@ -1,0 +1,220 @@
+"""Views of one text: the sentence view (states, outputs, glyphs) of a typed text or a corpus
+document, the list of documents of the view recording, and token saliency."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import NotFound
+from .common import bad, check_int, default_stream, joiner, span, store_tokens, stream_of, tolist
+from .memory import unit_labels
+from .session import Explorer, ModelHandle, NotReady
+
+MAX_TEXT = 10_000  # characters of a typed text
+TOP = 5
+
+
+# ---- documents ------------------------------------------------------------------------------------
+def documents(ex: Explorer, ref: str, offset: int = 0, limit: int = 50, q: str | None = None) -> dict:
+    """{total, documents: [{doc, tokens, preview}]} of the view recording, filtered by substring `q`."""
+    offset = check_int("offset", offset, 0)
+    limit = check_int("limit", limit, 1, 1000)
+    h = ex.model(ref)
+    docs, starts, stops = ex.doc_index(ref)
+
+    def texts():
+        toks = store_tokens(ex, ref)
+        j = joiner(h)
+        return [j.join(toks[a:b]) for a, b in zip(starts.tolist(), stops.tolist())]
+    all_texts = ex.cached("doc_texts", ref, {}, texts)
+    rows = range(len(all_texts))
+    if q:
+        ql = q.lower()
+        rows = [i for i in rows if ql in all_texts[i].lower()]
+    page = list(rows)[offset:offset + limit]
+    return {"total": len(rows), "documents": [
+        {"doc": int(docs[i]), "tokens": int(stops[i] - starts[i]), "preview": all_texts[i][:200]} for i in page]}
+
+
+# ---- outputs -----------------------------------------------------------------------------------------
+def _top(h: ModelHandle, ids: np.ndarray, probs: np.ndarray) -> list[list[dict]]:
+    return [[{"token": t, "prob": round(float(p), 6)} for t, p in zip(h.decode(i), pr)] for i, pr in zip(ids, probs)]
+
+
+def _typed_outputs(h: ModelHandle, out: dict) -> dict:
+    logits = torch.from_numpy(out["logits"])
+    if logits.dim() == 3:  # LM (1, T, V)
+        p = torch.softmax(logits[0].double(), -1)
+        top = p.topk(min(TOP, p.shape[-1]), -1)
+        return {"loss": tolist(np.array([np.nan if v is None else v for v in out["loss"]])),
+                "top": _top(h, top.indices.numpy(), top.values.numpy()), "probs": None}
+    return {"loss": None, "top": None, "probs": _class_probs(h, torch.softmax(logits[0].double(), -1).numpy())}
+
+
+def _class_probs(h: ModelHandle, p: np.ndarray) -> list[dict]:
+    labels = h.labels or [str(i) for i in range(len(p))]
+    return [{"label": labels[i] if i < len(labels) else str(i), "prob": round(float(v), 6)} for i, v in enumerate(p)]
+
+
+def _corpus_outputs(ex: Explorer, ref: str, h: ModelHandle, doc: int, a: int, b: int) -> dict:
+    store = ex.store(ref)
+    if h.kind == "lm":
+        def cols():
+            return {k: store.output(k) for k in ("loss", "topk_ids", "topk_probs")}
+        o = ex.cached("lm_outputs", ref, {}, cols)
+        if o["loss"] is None:
+            return {"loss": None, "top": None, "probs": None}
+        return {"loss": tolist(o["loss"][a:b]), "top": _top(h, o["topk_ids"][a:b], o["topk_probs"][a:b]),
+                "probs": None}
+    probs, pdocs = store.output("doc_probs"), store.output("doc_probs_doc_ids")
+    hit = np.flatnonzero(pdocs == doc) if pdocs is not None else []
+    return {"loss": None, "top": None, "probs": _class_probs(h, probs[hit[0]]) if len(hit) else None}
+
+
+# ---- glyphs --------------------------------------------------------------------------------------------
+def forget_stream(stream: str) -> str | None:
+    """The LSTM forget gate of the layer of an h or c stream ('layer0.fwd.h' -> 'layer0.fwd.gate.f')."""
+    for suffix in (".h", ".c"):
+        if stream.endswith(suffix):
+            return stream[: -len(suffix)] + ".gate.f"
+    return None
+
+
+def glyphs(ex: Explorer, ref: str, stream: str, h_values: np.ndarray, forget: np.ndarray | None,
+           h0: np.ndarray | None, k: int | None) -> dict:
+    """Sentence glyphs of `stream` for the unit clusters of its co-clustering (k given or chosen)."""
+    from ..analysis import sentence_glyphs
+
+    labels, kk = unit_labels(ex, ref, stream, k)
+    g = sentence_glyphs(h_values, labels, forget=forget, h0=h0, n_clusters=kk)
+    return {"stream": stream, "k": kk, "unit_labels": labels.tolist(), "pos": tolist(g.pos), "neg": tolist(g.neg),
+            "dpos": tolist(g.dpos), "dneg": tolist(g.dneg), "kept": tolist(g.kept)}
+
+
+# ---- sentence ----------------------------------------------------------------------------------------
+def sentence(ex: Explorer, ref: str, text: str | None = None, doc: int | None = None, start: int | None = None,
+             stop: int | None = None, streams: list[str] | None = None, k: int | None = None,
+             stream: str | None = None) -> dict:
+    """Sentence: states of `streams`, outputs and glyphs of a typed text or a range of a corpus document."""
+    if text is not None and len(text) > MAX_TEXT:
+        raise bad(f"the text has {len(text):,} characters", f"type at most {MAX_TEXT:,}")
+    params = {"text": text, "doc": doc, "start": start, "stop": stop, "streams": streams, "k": k, "stream": stream}
+    out = ex.cached("sentence", ref, params, lambda: _sentence(ex, ref, text, doc, start, stop, streams, k, stream))
+    if text is not None and out["glyphs"] is None:  # made before the view recording was ready: not kept
+        ex.forget("sentence", ref, params)
+    return out
+
+
+def _sentence(ex: Explorer, ref: str, text, doc, start, stop, streams, k, stream) -> dict:
+    if (text is None) == (doc is None):
+        raise bad("give exactly one of text or doc", "type a text, or pick a document of the view recording")
+    if k is not None:
+        check_int("k", k, 1, 64)
+    h = ex.model(ref)
+    if text is not None:
+        tokens, rec, out = h.run_text(text)
+        names = {n: int(rec[n].shape[-1]) for n in rec.streams}
+        gstream = stream or default_stream(names)
+        wanted = streams or [gstream]
+        for n in set(wanted) | {gstream}:
+            if n not in names:
+                raise NotFound(f"unknown stream {n!r}", f"choose one of {', '.join(names)}")
+        values = {n: rec[n][0] for n in set(wanted) | {gstream}}
+        fs = forget_stream(gstream)
+        forget = rec[fs][0] if fs in names else None
+        try:
+            g = glyphs(ex, ref, gstream, values[gstream], forget, None, k)
+        except NotReady:  # typed texts work before the view recording is ready; glyphs need it
+            g = None
+        return {"source": "typed", "doc": None, "tokens": tokens,
+                "streams": {n: tolist(values[n]) for n in wanted}, "outputs": _typed_outputs(h, out), "glyphs": g}
+    store = ex.store(ref)
+    doc = int(doc)
+    a, s0, s1 = span(ex, ref, doc, start, stop)
+    gstream = stream_of(store, stream, stored=True)
+    wanted = [stream_of(store, n, stored=True) for n in (streams or [gstream])]
+    lo, hi = a + s0, a + s1
+    prev = lo > a and not bool(_restart(ex, ref, lo))  # the state before the range carries over
+    values = {n: store.read(n, lo - int(prev), hi) for n in set(wanted) | {gstream}}
+    fs = forget_stream(gstream)
+    forget = store.read(fs, lo, hi) if fs in store.streams else None
+    hv = values[gstream]
+    h0 = hv[0] if prev else None
+    g = glyphs(ex, ref, gstream, hv[int(prev):], forget, h0, k)
+    tokens = store_tokens(ex, ref)[lo:hi]
+    return {"source": "corpus", "doc": doc, "tokens": tokens,
+            "streams": {n: tolist(values[n][int(prev):]) for n in wanted},
+            "outputs": _corpus_outputs(ex, ref, h, doc, lo, hi), "glyphs": g}
+
+
+def _restart(ex: Explorer, ref: str, i: int) -> bool:
+    from .common import window_starts
+
+    return bool(window_starts(ex, ref)[i])
+
+
+# ---- saliency -------------------------------------------------------------------------------------------
+def saliency(ex: Explorer, ref: str, text: str, target: int | str | None = None, steps: int = 32) -> dict:
+    """Token saliency (gradient, gradient × input, integrated gradients) of a typed text."""
+    from ..analysis import saliency as run_saliency
+
+    if not text:
+        raise bad("no text given", "type a text")
+    if len(text) > MAX_TEXT:
+        raise bad(f"the text has {len(text):,} characters", f"type at most {MAX_TEXT:,}")
+    steps = check_int("steps", steps, 0, 256)
+    h = ex.model(ref)
+
+    def build():
+        tokens, ids = h.encode(text)
+        x = torch.tensor([ids], dtype=torch.long)
+        with h.lock, torch.no_grad():
+            logits = h.forward_logits(x).double()
+        if h.kind == "classifier":
+            p = torch.softmax(logits[0], -1).numpy()
+            labels = h.labels or [str(i) for i in range(len(p))]
+            tgt = int(np.argmax(p)) if target is None else _class_index(target, labels)
+            with h.lock:
+                s = run_saliency(h.module, ids, target=tgt, score="logprob", steps=steps)
+            label = labels[tgt] if tgt < len(labels) else str(tgt)
+            prediction = [{"label": labels[i] if i < len(labels) else str(i), "prob": round(float(v), 6)}
+                          for i, v in enumerate(p)]
+        else:
+            p = torch.softmax(logits[0, -1], -1)
+            tgt = int(p.argmax()) if target is None else _token_index(h, target)
+            with h.lock:
+                s = run_saliency(h.module, ids, target=tgt, position=len(ids) - 1, score="logprob", steps=steps)
+            label = h.decode([tgt])[0]
+            top = p.topk(min(TOP, p.shape[0]))
+            prediction = [{"label": t, "prob": round(float(v), 6)}
+                          for t, v in zip(h.decode(top.indices.tolist()), top.values)]
+        return {"tokens": tokens, "target": tgt, "target_label": label,
+                "methods": {"grad": tolist(s.grad_norm, 6), "grad_x_input": tolist(s.gxi_token, 6),
+                            "integrated": tolist(s.ig_token, 6) if s.ig_token is not None else None},
+                "dims": tolist(s.grad_abs, 6), "prediction": prediction}
+    return ex.cached("saliency", ref, {"text": text, "target": target, "steps": steps}, build)
+
+
+def _class_index(target, labels: list[str]) -> int:
+    if isinstance(target, str) and not target.lstrip("-").isdigit():
+        if target not in labels:
+            raise bad(f"unknown class {target!r}", f"choose one of {', '.join(labels)}")
+        return labels.index(target)
+    t = int(target)
+    if not 0 <= t < len(labels):
+        raise bad(f"class {t} out of range", f"choose 0..{len(labels) - 1}")
+    return t
+
+
+def _token_index(h: ModelHandle, target) -> int:
+    itos = h.itos
+    if isinstance(target, int) or (isinstance(target, str) and target.isdigit() and target not in itos):
+        t = int(target)
+        if not 0 <= t < len(itos):
+            raise bad(f"token id {t} out of range", f"choose 0..{len(itos) - 1}")
+        return t
+    for w in (target, target.lower()):
+        if w in itos:
+            return itos.index(w)
+    raise NotFound(f"token {target!r} is not in the vocabulary", "choose a word the model knows")
+

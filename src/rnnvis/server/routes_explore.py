@@ -1,0 +1,226 @@
+"""HTTP routes of jobs, one model's info and view recording, and every exploration view.
+
+Each handler is thin: it checks the request's shape (pydantic), calls one function of
+`rnnvis.explore` and returns its JSON. Heavy handlers are plain `def` (FastAPI runs them in its
+thread pool). Errors: RnnvisError -> 400, NotFound -> 404, NotReady -> 409 with the job,
+TooLarge -> 413 (see `create_app`).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ..errors import RnnvisError
+from ..explore.session import Explorer
+
+MAX_TEXT = 10_000  # characters of a typed text
+MAX_BODY = 1 << 20  # bytes of a request body
+
+
+class TooLarge(RnnvisError):
+    """A request over a size limit (HTTP 413)."""
+
+
+def check_text(text: str | None) -> None:
+    if text is not None and len(text) > MAX_TEXT:
+        raise TooLarge(f"the text has {len(text):,} characters, more than {MAX_TEXT:,}",
+                       f"send at most {MAX_TEXT:,} characters")
+
+
+class Threshold(BaseModel):
+    kind: Literal["abs", "pct"] = "abs"
+    value: float = 0.5
+
+
+class SentenceIn(BaseModel):
+    text: str | None = None
+    doc: int | None = None
+    start: int | None = Field(None, ge=0)
+    stop: int | None = Field(None, ge=1)
+    streams: list[str] | None = Field(None, max_length=32)
+    k: int | None = None
+    stream: str | None = None
+
+
+class SaliencyIn(BaseModel):
+    text: str
+    target: int | str | None = None
+    steps: int = 32
+
+
+class SelectIn(BaseModel):
+    stream: str | None = None
+    doc: int
+    start: int = Field(ge=0)
+    stop: int = Field(ge=1)
+    threshold: Threshold = Threshold()
+    off_after: bool = False
+
+
+class MatchIn(BaseModel):
+    stream: str | None = None
+    units: list[int] = Field(max_length=4096)
+    threshold: Threshold = Threshold()
+    min_fraction: float = 1.0
+    min_len: int = 1
+    max_len: int | None = None
+    limit: int = 50
+
+
+def _json(obj: Any) -> JSONResponse:
+    return JSONResponse(obj)
+
+
+def _csv(s: str | None) -> list[str]:
+    return [x.strip() for x in (s or "").split(",") if x.strip()]
+
+
+def _ints(s: str | None, what: str) -> list[int] | None:
+    parts = _csv(s)
+    if not parts:
+        return None
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise RnnvisError(f"{what}={s!r} is not a list of unit numbers", f"pass e.g. {what}=3,17,42") from None
+
+
+def explore_router(ex: Explorer) -> APIRouter:
+    from ..explore import discovery as disc
+    from ..explore import memory, patterns
+    from ..explore import sentence as sent
+
+    r = APIRouter()
+
+    # -- jobs ---------------------------------------------------------------------------
+    @r.get("/api/jobs", tags=["jobs"])
+    def jobs() -> JSONResponse:
+        return _json([j.to_json() for j in ex.jobs.list()])
+
+    @r.get("/api/jobs/{job_id}", tags=["jobs"])
+    def job(job_id: str) -> JSONResponse:
+        return _json(ex.jobs.get(job_id).to_json())
+
+    @r.post("/api/jobs/{job_id}/cancel", tags=["jobs"])
+    def cancel(job_id: str) -> JSONResponse:
+        return _json(ex.jobs.cancel(job_id).to_json())
+
+    # -- one model --------------------------------------------------------------------------
+    @r.get("/api/models/{ref}/info", tags=["model"])
+    def info(ref: str) -> JSONResponse:
+        return _json(ex.info(ref))
+
+    @r.post("/api/models/{ref}/record", tags=["model"])
+    def record(ref: str) -> JSONResponse:
+        return _json(ex.start_recording(ref).to_json())
+
+    # -- exploration ------------------------------------------------------------------------
+    @r.get("/api/models/{ref}/cocluster", tags=["explore"])
+    def cocluster(ref: str, stream: str | None = None, k: int | None = None, min_count: int = 5,
+                  max_words: int = 400) -> JSONResponse:
+        return _json(memory.cocluster(ex, ref, stream, k, min_count, max_words))
+
+    @r.get("/api/models/{ref}/word", tags=["explore"])
+    def word(ref: str, word: str = Query(..., max_length=200), stream: str | None = None) -> JSONResponse:
+        return _json(memory.word(ex, ref, stream, word))
+
+    @r.get("/api/models/{ref}/unit", tags=["explore"])
+    def unit(ref: str, unit: int, stream: str | None = None, k: int = 12) -> JSONResponse:
+        return _json(memory.unit(ex, ref, stream, unit, k))
+
+    @r.get("/api/models/{ref}/documents", tags=["explore"])
+    def documents(ref: str, offset: int = 0, limit: int = 50, q: str | None = Query(None, max_length=200)
+                  ) -> JSONResponse:
+        return _json(sent.documents(ex, ref, offset, limit, q))
+
+    @r.post("/api/models/{ref}/sentence", tags=["explore"])
+    def sentence(ref: str, body: SentenceIn) -> JSONResponse:
+        check_text(body.text)
+        return _json(sent.sentence(ex, ref, text=body.text, doc=body.doc, start=body.start, stop=body.stop,
+                                   streams=body.streams, k=body.k, stream=body.stream))
+
+    @r.get("/api/models/{ref}/saturation", tags=["explore"])
+    def saturation(ref: str) -> JSONResponse:
+        return _json(memory.saturation(ex, ref))
+
+    @r.get("/api/models/{ref}/radar", tags=["explore"])
+    def radar(ref: str, words: str = Query(..., max_length=2000), stream: str | None = None,
+              dims: str | None = Query(None, max_length=2000), n: int = 8) -> JSONResponse:
+        return _json(memory.radar(ex, ref, stream, _csv(words), _ints(dims, "dims"), n))
+
+    @r.post("/api/models/{ref}/saliency", tags=["explore"])
+    def saliency(ref: str, body: SaliencyIn) -> JSONResponse:
+        check_text(body.text)
+        return _json(sent.saliency(ex, ref, body.text, body.target, body.steps))
+
+    @r.get("/api/models/{ref}/projection", tags=["explore"])
+    def projection(ref: str, what: str = "units", stream: str | None = None, method: str = "pca",
+                   text: str | None = Query(None, max_length=MAX_TEXT), doc: int | None = None,
+                   start: int | None = None, stop: int | None = None) -> JSONResponse:
+        return _json(memory.projection(ex, ref, what, stream, method, text, doc, start, stop))
+
+    @r.get("/api/models/{ref}/discovery", tags=["explore"])
+    def discovery(ref: str, annotations: str | None = Query(None, max_length=2000), top: int = 10) -> JSONResponse:
+        return _json(disc.discovery(ex, ref, _csv(annotations) or None, top))
+
+    @r.post("/api/models/{ref}/pattern/select", tags=["explore"])
+    def pattern_select(ref: str, body: SelectIn) -> JSONResponse:
+        return _json(patterns.select(ex, ref, body.stream, body.doc, body.start, body.stop,
+                                     body.threshold.model_dump(), body.off_after))
+
+    @r.post("/api/models/{ref}/pattern/match", tags=["explore"])
+    def pattern_match(ref: str, body: MatchIn) -> JSONResponse:
+        return _json(patterns.match(ex, ref, body.stream, body.units, body.threshold.model_dump(),
+                                    body.min_fraction, body.min_len, body.max_len, body.limit))
+
+    return r
+
+
+class BodyLimit:
+    """ASGI middleware: 413 with a JSON {error, fix} for a request body over `limit` bytes."""
+
+    def __init__(self, app, limit: int = MAX_BODY):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await _too_large(self.limit)(scope, receive, send)
+        seen = 0
+        started = False
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(self.limit)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"error": f"the request body is larger than {limit // 1024} KiB",
+                         "fix": "send a shorter text (at most 10,000 characters)"}, status_code=413)

@@ -1,0 +1,183 @@
+"""Serve your own models from Python: `rnnvis.serve(models=..., data=...)` and, in a notebook, `rnnvis.show`.
+
+    rnnvis.serve(models={"my-lm": (module, tokenizer)}, data={"notes": ["some text", ...]})
+
+starts the web app (the catalog's models and yours) on http://127.0.0.1:8000/ and blocks until
+Ctrl-C; with `block=False` it runs in a background thread and returns a `Server` handle with
+`.url` and `.stop()`. `rnnvis.show(...)` does the latter on a free port and returns an IPython
+IFrame of the app. The command line (`rnnvis serve --host --port --home`) is unchanged.
+
+A model is given as a torch module (forward((batch, time) ids) -> logits (batch, time, vocab) for a
+language model, (batch, classes) for a classifier), as `(module, tokenizer)`, or as a dict of
+`Explorer.add_model` arguments: {"module": m, "tokenizer": t, "kind": "classifier", "labels": [...],
+"data": "notes"}. A tokenizer is an rnnvis tokenizer or any object with `.encode(text) -> ids` and
+`.itos` (or `.vocab.itos`); without one, `encode=` and `itos=` go in the dict form.
+"""
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from typing import Any, Mapping
+
+from .errors import RnnvisError
+
+_RUNNING: list["Server"] = []  # servers started by show() stay referenced while the kernel lives
+
+
+class Server:
+    """A server running in a background thread: `.url`, `.explorer`, `.stop()`; a context manager."""
+
+    def __init__(self, server, thread: threading.Thread, url: str, explorer):
+        self._server, self._thread = server, thread
+        self.url = url
+        self.explorer = explorer
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving and wait for the server thread (and its background jobs) to end."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        try:
+            self.explorer.jobs.shutdown()
+        except Exception:  # noqa: BLE001 - stopping must not fail
+            pass
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"Server({self.url!r}, {'running' if self.running else 'stopped'})"
+
+
+def _add_models(ex, models: Mapping[str, Any] | None) -> None:
+    import torch
+
+    for name, spec in (models or {}).items():
+        if not isinstance(name, str) or not name:
+            raise RnnvisError(f"model name {name!r} is not a non-empty string", "name each model, e.g. {'my-lm': m}")
+        if isinstance(spec, torch.nn.Module):
+            kwargs = {"module": spec, "tokenizer": getattr(spec, "tokenizer", None)}
+        elif isinstance(spec, (tuple, list)) and len(spec) == 2:
+            kwargs = {"module": spec[0], "tokenizer": spec[1]}
+        elif isinstance(spec, Mapping) and "module" in spec:
+            kwargs = dict(spec)
+        else:
+            raise RnnvisError(f"own model {name!r} is a {type(spec).__name__}",
+                              "give a torch module, (module, tokenizer) or {'module': m, 'tokenizer': t, ...}")
+        module = kwargs.pop("module")
+        ex.add_model(name, module, **kwargs)
+
+
+def _explorer(models, data, home, max_tokens: int):
+    from .catalog import Catalog
+    from .explore.session import Explorer
+    from .workspace import Workspace
+
+    ws = Workspace.open(home)
+    ex = Explorer(ws, Catalog(ws.catalog_path), max_tokens=max_tokens)
+    for name, texts in (data or {}).items():
+        ex.add_data(name, texts)
+    _add_models(ex, models)
+    return ex
+
+
+def _bound_port(server) -> int | None:
+    for s in getattr(server, "servers", None) or []:
+        for sock in getattr(s, "sockets", None) or []:
+            try:
+                return int(sock.getsockname()[1])
+            except (OSError, IndexError, TypeError):
+                continue
+    return None
+
+
+def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, home=None,
+          host: str = "127.0.0.1", port: int = 8000, block: bool = True, token: str | None = None,
+          max_tokens: int = 200_000, quiet: bool = False) -> "Server | None":
+    """Serve the web app with the workspace's models and your own (see the module docstring).
+
+    `port=0` picks a free port. A non-loopback `host` always gets an access token (printed in the
+    URL). `block=False` returns a running `Server`; `block=True` serves until Ctrl-C and returns None.
+    """
+    import uvicorn
+
+    from .server.app import create_app
+    from .server.security import is_loopback, new_token
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise RnnvisError(f"port {port!r} is out of range", "use a port between 1 and 65535 (0: any free port)")
+    ex = _explorer(models, data, home, max_tokens)
+    if not is_loopback(host) and not token:
+        token = new_token()
+    app = create_app(ex.ws, host=host, token=token, explorer=ex)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+
+    def url_for(p: int) -> str:
+        shown = f"[{host}]" if ":" in host else host
+        if host in ("0.0.0.0", "::"):
+            shown = "127.0.0.1"
+        return f"http://{shown}:{p}/" + (f"?token={token}" if token else "")
+
+    if block:
+        if port == 0:
+            with socket.socket() as s:
+                s.bind((host if host not in ("::",) else "0.0.0.0", 0))
+                port = s.getsockname()[1]
+            config.port = port
+        if not quiet:
+            print(f"rnnvis: serving {ex.ws.home} at {url_for(port)}  (Ctrl-C stops)", file=sys.stderr, flush=True)
+        try:
+            server.run()
+        finally:
+            ex.jobs.shutdown()
+        return None
+    thread = threading.Thread(target=server.run, name="rnnvis-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive():
+            ex.jobs.shutdown()
+            raise RnnvisError(f"the server could not start on {host}:{port}",
+                              "the port may be in use: choose another one, or port=0 for any free port")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise RnnvisError("the server did not start within 60 s", "check the log above and retry")
+        time.sleep(0.02)
+    handle = Server(server, thread, url_for(_bound_port(server) or port), ex)
+    if not quiet:
+        print(f"rnnvis: serving {ex.ws.home} at {handle.url}", file=sys.stderr, flush=True)
+    return handle
+
+
+def show(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, home=None,
+         height: int = 700, width: str | int = "100%", **kwargs):
+    """Start the app in the background (free port) and return an IPython IFrame showing it.
+
+    The server keeps running while the kernel lives; `iframe.server.stop()` stops it.
+    """
+    try:
+        from IPython.display import IFrame
+    except ImportError:
+        raise RnnvisError("rnnvis.show needs IPython (a Jupyter notebook or IPython shell)",
+                          "pip install ipython, or call rnnvis.serve(...) and open its URL in a browser") from None
+    kwargs.setdefault("port", 0)
+    kwargs.setdefault("quiet", True)
+    handle = serve(models=models, data=data, home=home, block=False, **kwargs)
+    _RUNNING.append(handle)
+    frame = IFrame(handle.url, width=width, height=height)
+    frame.server = handle
+    return frame
+
+
+__all__ = ["Server", "serve", "show"]

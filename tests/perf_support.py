@@ -1,0 +1,83 @@
+"""Tiny seeded models for the performance / compare / training tests (imported by tests/test_*perf*.py)."""
+from __future__ import annotations
+
+import torch
+
+LINES = [
+    "the cat sat on the mat .", "a dog ran in the park .", "the bird sang a song .",
+    "my friend read the book .", "the sun is not hot today .", "we ate the cake at noon .",
+    "she said hello to the dog .", "he did not like the long film .", "the dog sat on the cat .",
+    "a bird read the song .",
+]
+OTHER = ["one two three four five .", "five four three two one .", "two four six eight ten ."]
+REVIEWS = [("a great and lovely film", 1), ("a bad and boring film", 0), ("i loved it , great fun", 1),
+           ("awful , i hated it", 0), ("great acting and a lovely story", 1), ("boring plot and bad acting", 0),
+           ("not great , not good", 0), ("really fun and very lovely", 1)]
+
+
+def corpora():
+    from rnnvis.data import Corpus, Document
+
+    lines = Corpus("lines", [Document(id=str(i), text=t) for i, t in enumerate(LINES * 6)])
+    other = Corpus("other", [Document(id=str(i), text=t) for i, t in enumerate(OTHER * 10)])
+    reviews = Corpus("reviews", [Document(id=str(i), text=t, label=y) for i, (t, y) in enumerate(REVIEWS * 5)],
+                     task="classify", label_names=["neg", "pos"])
+    return {"lines": lines, "other": other, "reviews": reviews}
+
+
+def build(ws, catalog) -> dict:
+    """lm-a (LSTM, 2 epochs: two checkpoints) and lm-b (GRU) on `lines`, lm-other on `other`, clf on
+    `reviews`; returns the corpora by name (serve them as own data so the Explorer finds them)."""
+    from rnnvis.models import TrainConfig, train
+
+    torch.manual_seed(0)
+    data = corpora()
+    common = dict(emb=8, hidden=12, batch_size=4, bptt=8, device="cpu", log_every=5, patience=None,
+                  lr_schedule="none")
+    train(data["lines"], TrainConfig(name="lm-a", task="lm", cell="lstm", epochs=2, **common), ws, catalog,
+          progress=False)
+    train(data["lines"], TrainConfig(name="lm-b", task="lm", cell="gru", epochs=1, **common), ws, catalog,
+          progress=False)
+    train(data["other"], TrainConfig(name="lm-other", task="lm", cell="lstm", epochs=1, **common), ws, catalog,
+          progress=False)
+    train(data["reviews"], TrainConfig(name="clf", task="classify", cell="lstm", epochs=2, **common), ws, catalog,
+          progress=False)
+    return data
+
+
+def explorer(ws, catalog, data):
+    from rnnvis.explore.jobs import JobManager
+    from rnnvis.explore.session import Explorer
+
+    try:
+        ex = Explorer(ws, catalog, JobManager(), max_tokens=5000, warm=False)
+    except TypeError:
+        ex = Explorer(ws, catalog, JobManager(), max_tokens=5000)
+    for name, c in data.items():
+        ex.add_data(name, c)
+    return ex
+
+
+def ready(ex, ref, timeout=60):
+    """The view recording (made through the 409 path on first use)."""
+    from rnnvis.explore.session import NotReady
+
+    try:
+        return ex.store(ref)
+    except NotReady as e:
+        job = ex.jobs.wait(e.job.id, timeout)
+        assert job.status == "done", job.error
+        return ex.store(ref)
+
+
+def settle(fn, ex, timeout=60):
+    """fn() retried through NotReady (409) until its job is done."""
+    from rnnvis.explore.session import NotReady
+
+    for _ in range(20):
+        try:
+            return fn()
+        except NotReady as e:
+            job = ex.jobs.wait(e.job.id, timeout)
+            assert job.status in ("done", "queued", "running"), job.error
+    raise AssertionError("still not ready")
