@@ -1,0 +1,163 @@
+"""The web app in a real browser: Debian's headless Chromium driven by Playwright, real clicks.
+
+A server is started by the test on a workspace with tiny models trained in the test (two word LMs
+on the same text, LSTM and GRU, and a sentiment classifier). Every test fails on any console error.
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from web_support import chromium, chromium_available, live_server, make_workspace
+
+WEB = Path(__file__).resolve().parent.parent / "src" / "rnnvis" / "web" / "index.html"
+
+pytestmark = [
+    pytest.mark.skipif(not chromium_available(), reason="Debian's chromium is not installed "
+                       "(`apt-get install -y chromium`; `make test` does it as root)"),
+    pytest.mark.skipif(not WEB.exists(), reason="the web app is not built (`make frontend`)"),
+]
+
+VIEWS = ["summary", "main", "sentence", "detail", "radar", "projection", "discovery", "pattern", "compare"]
+TIMEOUT = 60_000  # ms; first requests compute analyses on two slow cores
+
+
+def _post(url: str) -> dict:
+    req = urllib.request.Request(url, data=b"{}", method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    home = make_workspace(tmp_path_factory.mktemp("web") / "home")
+    with live_server(home) as url:
+        # Record the view recordings first, so the tests time the views, not the recordings.
+        for ref in ("tiny-lstm", "tiny-gru", "tiny-sentiment"):
+            job = _post(f"{url}/api/models/{ref}/record")
+            deadline = time.time() + 120
+            while job["status"] in ("queued", "running"):
+                assert time.time() < deadline, f"recording of {ref} did not finish"
+                time.sleep(0.2)
+                job = _get(f"{url}/api/jobs/{job['id']}")
+            assert job["status"] == "done", job
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = ctx.new_page()
+    pg.set_default_timeout(TIMEOUT)
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    ctx.close()
+    assert not errors, f"console errors: {errors}"
+
+
+DRAWN = """root => [...document.querySelectorAll(
+    `${root} svg rect, ${root} svg path, ${root} svg circle, ${root} svg text, ${root} canvas, ${root} table td`)]
+    .some(e => { const b = e.getBoundingClientRect(); return b.width > 0 && b.height > 0 })"""
+
+
+def _drawn(pg, root: str) -> None:
+    """Wait until `root` shows a drawn chart (visible svg marks, a canvas or a table) and no chart failed."""
+    pg.wait_for_function(DRAWN, arg=root)
+    pg.wait_for_function(f"() => !document.querySelector('{root} [data-test=chart-loading]')")
+    assert pg.locator(f"{root} [data-test=chart-error]").count() == 0, \
+        pg.locator(f"{root} [data-test=chart-error]").first.inner_text()
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_every_view_loads_and_draws(site, page, view):
+    extra = "&model_b=tiny-gru&compare=1" if view == "compare" else ""
+    page.goto(f"{site}/?view={view}&model=tiny-lstm&text=the%20cat%20sat%20on%20the%20mat%20.{extra}")
+    root = f"[data-test=view-{view}]"
+    page.wait_for_selector(root)
+    _drawn(page, root)
+
+
+def test_classifier_summary_shows_confusion_matrix(site, page):
+    page.goto(f"{site}/?view=summary&model=tiny-sentiment")
+    _drawn(page, "[data-test=view-summary]")
+    page.wait_for_selector("[data-test=view-summary] [data-test=confusion-cell]")
+
+
+def _unit_fills(pg) -> list[str]:
+    return pg.eval_on_selector_all("[data-test=view-main] [data-test=unit-cell]",
+                                   "els => els.map(e => e.getAttribute('fill') || getComputedStyle(e).fill)")
+
+
+def test_clicking_a_word_recolours_the_units(site, page):
+    page.goto(f"{site}/?view=main&model=tiny-lstm")
+    page.wait_for_selector("[data-test=view-main] [data-test=unit-cell]")
+    page.wait_for_selector("[data-test=view-main] [data-test=cloud-word]")
+    before = _unit_fills(page)
+    word = page.locator("[data-test=view-main] [data-test=cloud-word]").first
+    chosen = word.get_attribute("data-word")
+    word.click()
+    page.wait_for_function(
+        "before => { const f = [...document.querySelectorAll('[data-test=view-main] [data-test=unit-cell]')]"
+        ".map(e => e.getAttribute('fill') || getComputedStyle(e).fill); return f.join() !== before.join() }",
+        arg=before)
+    after = _unit_fills(page)
+    assert len(set(after)) > 1, "every unit got the same colour"
+    assert f"word={chosen}" in page.url or f"word={urllib.parse.quote(chosen)}" in page.url
+
+
+def test_shared_url_reloads_the_same_view(site, browser, page):
+    page.goto(f"{site}/?view=main&model=tiny-lstm")
+    page.wait_for_selector("[data-test=view-main] [data-test=cloud-word]")
+    page.locator("[data-test=view-main] [data-test=cloud-word]").nth(1).click()
+    page.wait_for_function("() => location.search.includes('word=')")
+    time.sleep(0.5)
+    shared, fills = page.url, _unit_fills(page)
+    other = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    other.set_default_timeout(TIMEOUT)
+    other.goto(shared)
+    other.wait_for_selector("[data-test=view-main] [data-test=unit-cell]")
+    other.wait_for_function(
+        "fills => { const f = [...document.querySelectorAll('[data-test=view-main] [data-test=unit-cell]')]"
+        ".map(e => e.getAttribute('fill') || getComputedStyle(e).fill); return f.join() === fills.join() }",
+        arg=fills)
+    assert other.url == shared
+    other.context.close()
+
+
+def test_typing_a_sentence_gives_its_heatmap(site, page):
+    page.goto(f"{site}/?view=detail&model=tiny-lstm")
+    page.fill("[data-test=sentence-input]", "the king read a book")
+    page.click("[data-test=sentence-run]")
+    page.wait_for_selector("[data-test=view-detail] [data-test=heatmap]")
+    page.wait_for_function("() => document.querySelectorAll('[data-test=view-detail] [data-test=token]').length >= 5")
+    tokens = page.locator("[data-test=view-detail] [data-test=token]").all_inner_texts()
+    assert [t.strip() for t in tokens[:5]] == ["the", "king", "read", "a", "book"]
+    assert "text=the" in page.url
+
+
+def test_compare_mode_shows_two_models(site, page):
+    page.goto(f"{site}/?view=main&model=tiny-lstm")
+    page.wait_for_selector("[data-test=view-main] [data-test=unit-cell]")
+    page.check("[data-test=compare-toggle]")
+    page.select_option("[data-test=model-b-select]", "tiny-gru")
+    page.wait_for_selector("[data-test=side-a] [data-test=unit-cell]")
+    page.wait_for_selector("[data-test=side-b] [data-test=unit-cell]")
+    assert "compare=1" in page.url and "model_b=tiny-gru" in page.url

@@ -1,0 +1,107 @@
+"""Support for the browser tests: a workspace with tiny trained models, a live server, Chromium.
+
+The browser is Debian's chromium (apt package `chromium`, installed by `make test` as root) driven
+by Playwright through `executable_path`; Playwright's own browser download is never used.
+"""
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a sandboxed, offline machine: no first-run, sync or component downloads.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+SENTENCES = [
+    "the cat sat on the mat and the dog slept .", "a dog ran in the park with a red ball .",
+    "the bird sang a song in the tall tree .", "my friend read the book about the old king .",
+    "the sun is hot today so we stay inside .", "we ate the cake at noon with my mother .",
+    "the king said that the war was not over .", "she did not like the cold rain in winter .",
+    "the children played near the river all day .", "he never said a word about the money .",
+    "a small boat sailed across the quiet lake .", "the teacher wrote ( a long ) list on the board .",
+]
+REVIEWS = [("a wonderful and moving film", "pos"), ("great acting and a clever story", "pos"),
+           ("i loved every minute of it", "pos"), ("a delightful , funny movie", "pos"),
+           ("boring and far too long", "neg"), ("the plot was dull and silly", "neg"),
+           ("i did not like it at all", "neg"), ("a terrible waste of time", "neg")]
+
+
+def chromium_available() -> bool:
+    return Path(CHROMIUM).exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_workspace(home: Path) -> Path:
+    """A workspace with two word LMs (LSTM and GRU) on the same text and a sentiment classifier."""
+    import torch
+
+    from rnnvis.catalog import Catalog
+    from rnnvis.data import load_user_data
+    from rnnvis.models import TrainConfig, train
+    from rnnvis.workspace import Workspace
+
+    torch.manual_seed(0)
+    ws = Workspace.open(home)
+    cat = Catalog(ws.catalog_path)
+    text = home / "lines.txt"
+    text.write_text("\n".join(SENTENCES * 8))
+    corpus = load_user_data(text, per_line=True, name="lines")
+    for cell in ("lstm", "gru"):
+        train(corpus, TrainConfig(name=f"tiny-{cell}", task="lm", level="word", cell=cell, emb=16, hidden=24,
+                                  epochs=2, batch_size=8, bptt=12, device="cpu", log_every=5), ws, cat,
+              progress=False)
+    csv = home / "reviews.csv"
+    csv.write_text("text,label\n" + "\n".join(f"{t},{lab}" for t, lab in REVIEWS * 6))
+    reviews = load_user_data(csv, label_column="label", name="reviews")
+    train(reviews, TrainConfig(name="tiny-sentiment", task="classify", level="word", cell="lstm", emb=16,
+                               hidden=16, epochs=3, batch_size=8, device="cpu", log_every=5), ws, cat,
+          progress=False)
+    cat.close()
+    return home
+
+
+@contextlib.contextmanager
+def live_server(home: Path, app=None):
+    """Serve the app of workspace `home` on a free loopback port in a thread; yields the base URL."""
+    import uvicorn
+
+    from rnnvis.server import create_app
+    from rnnvis.workspace import Workspace
+
+    port = free_port()
+    app = app or create_app(Workspace.open(home), host="127.0.0.1")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        if time.time() > deadline:
+            raise RuntimeError("the test server did not start within 30 s")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def chromium(headless: bool = True):
+    """A Playwright Chromium browser (Debian's binary)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=headless, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
