@@ -2,7 +2,14 @@
 
 Run after `make demo` (the demo models must be in the workspace):
 
-    .venv/bin/python docs/make_demo_analyses.py [--home DIR] > docs/demo-analyses.md
+    .venv/bin/python docs/make_demo_analyses.py [--home DIR] [--larger NAME ...] > docs/demo-analyses.md
+
+docs/demo-analyses.md was made with `--larger linux-char-lstm-512`, a larger char model trained by
+hand (13 min on two CPU cores) with
+
+    rnnvis train --data linux-kernel --level char --cell lstm --name linux-char-lstm-512 --emb 64 \
+        --hidden 512 --lr 3e-3 --batch-size 64 --bptt 100 --epochs 1 --lr-schedule cosine --clip 1.0 \
+        --max-train-tokens 10000000
 
 1. Sentiment LSTM: co-cluster units x words by expected response of h; purity of the word
    clusters over the polar words of the VADER lexicon (shipped in the vaderSentiment sdist the
@@ -124,9 +131,9 @@ def brown_pos(ws, cat) -> list[str]:
     ]
 
 
-def linux_units(ws, cat, max_tokens: int) -> list[str]:
-    ckpt = rnnvis.load_model("linux-char-lstm", ws, cat)
-    store = rnnvis.record_model("linux-char-lstm", ws, cat, split="test", max_tokens=max_tokens,
+def linux_units(ws, cat, max_tokens: int, model: str = "linux-char-lstm") -> list[str]:
+    ckpt = rnnvis.load_model(model, ws, cat)
+    store = rnnvis.record_model(model, ws, cat, split="test", max_tokens=max_tokens,
                                 store_streams=("*.h", "*.c"), window=5000, batch_size=16, progress=False)
     itos = ckpt.tokenizer.vocab.itos
     tokens = [itos[i] for i in store.token_ids]
@@ -135,10 +142,11 @@ def linux_units(ws, cat, max_tokens: int) -> list[str]:
     streams = {n: store.read(n).astype(np.float32) for n in store.streams}
     found = discover_units(streams, ann, method="pearson", probe=True, doc_ids=store.doc_ids)
     lines = [
-        "## Linux char LSTM (`linux-char-lstm`): units that track code structure",
+        f"## Linux char LSTM (`{model}`): units that track code structure",
         "",
         f"{store.n_tokens:,} characters of the test split, windows of 5,000 characters; streams h and c "
-        "(256 units each).",
+        f"({ckpt.model.config['hidden']} units each; test {cat.find_model(model)['metrics'].get('test', {}).get('bpc', float('nan')):.3f} "
+        "bits/char).",
         "",
         "Goals for a model large enough: AUC 0.9 for strings/comments, correlation 0.8 for bracket depth.",
         "",
@@ -164,6 +172,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", help="workspace holding the demo models")
     ap.add_argument("--max-tokens", type=int, default=300_000, help="characters of the Linux test split")
+    ap.add_argument("--larger", nargs="*", default=[],
+                    help="more Linux char models to report (e.g. one trained bigger with `rnnvis train`)")
     args = ap.parse_args()
     ws = rnnvis.Workspace.open(args.home)
     cat = rnnvis.Catalog(ws.catalog_path)
@@ -172,6 +182,8 @@ def main() -> None:
     out += sentiment(ws, cat)
     out += brown_pos(ws, cat)
     out += linux_units(ws, cat, args.max_tokens)
+    for name in args.larger:
+        out += linux_units(ws, cat, args.max_tokens, name)
     print("\n".join(out))
 
 
