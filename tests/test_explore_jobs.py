@@ -30,8 +30,9 @@ def test_job_runs_reports_progress_and_returns_its_result(jobs):
     assert seen == ["running"] * 4
     js = done.to_json()
     assert set(js) == {"id", "kind", "title", "status", "progress", "message", "eta_s", "error", "created_at",
-                       "result"}
+                       "result", "meta"}
     assert js["result"] == {"answer": 42} and js["error"] is None and js["kind"] == "analysis"
+    assert js["meta"] == {}
     assert jobs.list()[0].id == job.id and jobs.get(job.id) is job
 
 
@@ -94,6 +95,17 @@ def test_same_key_shares_the_job_while_it_runs(jobs):
     jobs.wait(a.id, 5)
     c = jobs.submit("record", "after", lambda ctx: None, key="k")
     assert c is not a
+
+
+def test_meta_is_given_at_submit_and_added_to_by_the_job(jobs):
+    def fn(ctx):
+        ctx.set_meta(run_id=7)
+        return None
+
+    job = jobs.submit("train", "train m", fn, meta={"model": "m"})
+    assert job.to_json()["meta"]["model"] == "m"
+    jobs.wait(job.id, timeout=10)
+    assert job.to_json()["meta"] == {"model": "m", "run_id": 7}
 
 
 def test_unknown_job_is_not_found(jobs):

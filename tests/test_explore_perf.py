@@ -165,9 +165,11 @@ def test_train_job_runs_and_cancels(ex):
 
     job = perf.start_training(ex, {"dataset": "lines", "name": "lm-new", "cell": "gru", "hidden": 8, "emb": 8,
                                    "epochs": 1, "batch_size": 4, "bptt": 8})
+    assert job.to_json()["meta"]["model"] == "lm-new"
     job = ex.jobs.wait(job.id, 60)
     assert job.status == "done", job.error
     assert job.kind == "train" and job.result["name"] == "lm-new" and job.progress == 1.0
+    assert job.to_json()["meta"] == {"model": "lm-new", "dataset": "lines", "run_id": job.result["run_id"]}
     assert any(m["name"] == "lm-new" for m in ex.models())
     with pytest.raises(RnnvisError, match="exists already"):
         perf.start_training(ex, {"dataset": "lines", "name": "lm-new"})

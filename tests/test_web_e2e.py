@@ -1,19 +1,21 @@
 """The web app in a real browser: Debian's headless Chromium driven by Playwright, real clicks.
 
 A server is started by the test on a workspace with tiny models trained in the test (two word LMs
-on the same text, LSTM and GRU, and a sentiment classifier). Every test fails on any console error.
+on the same text, LSTM and GRU, and a sentiment classifier), with that text as own data so the UI
+can train on it. Every test fails on any console error.
 """
 from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from web_support import chromium, chromium_available, live_server, make_workspace
+from web_support import chromium, chromium_available, live_server, make_workspace, own_data
 
 WEB = Path(__file__).resolve().parent.parent / "src" / "rnnvis" / "web" / "index.html"
 
@@ -38,10 +40,35 @@ def _get(url: str) -> dict:
         return json.loads(r.read())
 
 
+def _wait_job(url: str, job: dict, what: str, timeout: float = 120) -> dict:
+    deadline = time.time() + timeout
+    while job["status"] in ("queued", "running"):
+        assert time.time() < deadline, f"{what} did not finish"
+        time.sleep(0.2)
+        job = _get(f"{url}/api/jobs/{job['id']}")
+    assert job["status"] == "done", job
+    return job
+
+
+def _prepare(url: str, ref: str, endpoints=("training", "errors")) -> None:
+    """Record `ref` and compute its slow analyses first (as the fixture does for the tiny models), so
+    the browser gets no 409 (a console error) and the test times the view, not the analyses."""
+    _wait_job(url, _post(f"{url}/api/models/{ref}/record"), f"recording of {ref}")
+    for ep in endpoints:
+        for _ in range(5):
+            try:
+                _get(f"{url}/api/models/{ref}/{ep}")
+                break
+            except urllib.error.HTTPError as e:
+                if e.code != 409:
+                    raise
+                _wait_job(url, json.loads(e.read())["job"], f"{ep} of {ref}")
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     home = make_workspace(tmp_path_factory.mktemp("web") / "home")
-    with live_server(home) as url:
+    with live_server(home, data=own_data(home)) as url:
         # Record the view recordings first, so the tests time the views, not the recordings.
         for ref in ("tiny-lstm", "tiny-gru", "tiny-sentiment"):
             job = _post(f"{url}/api/models/{ref}/record")
@@ -161,3 +188,80 @@ def test_compare_mode_shows_two_models(site, page):
     page.wait_for_selector("[data-test=side-a] [data-test=unit-cell]")
     page.wait_for_selector("[data-test=side-b] [data-test=unit-cell]")
     assert "compare=1" in page.url and "model_b=tiny-gru" in page.url
+
+
+# ---------------------------------------------------------------- jobs and training from the UI
+def _open_jobs(pg):
+    if not pg.locator("[data-test=jobs-panel]").count():
+        pg.click("[data-test=jobs-button]")
+    pg.wait_for_selector("[data-test=jobs-panel]")
+
+
+def test_jobs_panel_lists_the_view_recordings_as_done(site, page):
+    page.goto(f"{site}/?view=sentence&model=tiny-lstm")
+    page.wait_for_selector("[data-test=view-sentence]")
+    _open_jobs(page)
+    rows = "[data-test=jobs-panel] [data-test=job-row][data-kind=record]"
+    page.wait_for_function(f"() => document.querySelectorAll('{rows}[data-status=done]').length >= 3")
+    done = page.locator(f"{rows}[data-status=done]").all_inner_texts()
+    for ref in ("tiny-lstm", "tiny-gru", "tiny-sentiment"):
+        assert any(ref in t for t in done), (ref, done)
+    # finished jobs have nothing to cancel
+    assert page.locator(f"{rows}[data-status=done] [data-test=job-cancel]").count() == 0
+
+
+def _train_form(pg, name: str, hidden: int, epochs: int, batch: int, patience: str):
+    pg.click("[data-test=train-button]")
+    pg.wait_for_selector("[data-test=train-form]")
+    # own data of the models here: the lines the tiny LMs were trained on
+    pg.wait_for_function("() => [...document.querySelectorAll('[data-test=train-dataset] option')]"
+                         ".some(o => o.value === 'lines' && !o.disabled)")
+    pg.select_option("[data-test=train-dataset]", "lines")
+    pg.select_option("[data-test=train-cell]", "gru")
+    pg.fill("[data-test=train-hidden]", str(hidden))
+    pg.fill("[data-test=train-emb]", str(hidden))
+    pg.fill("[data-test=train-epochs]", str(epochs))
+    pg.fill("[data-test=train-batch]", str(batch))
+    pg.fill("[data-test=train-patience]", patience)
+    pg.fill("[data-test=train-name]", name)
+    pg.click("[data-test=train-submit]")
+    pg.wait_for_selector("[data-test=jobs-panel]")
+    assert pg.locator("[data-test=train-form]").count() == 0, pg.locator("[data-test=train-error]").all_inner_texts()
+    return f"[data-test=jobs-panel] [data-test=job-row][data-kind=train]:has-text('{name}')"
+
+
+def test_train_a_model_from_the_ui_and_open_it(site, page):
+    page.goto(f"{site}/?view=sentence&model=tiny-lstm")
+    page.wait_for_selector("[data-test=view-sentence]")
+    # a bad name is refused in the form, before anything is sent
+    page.click("[data-test=train-button]")
+    page.fill("[data-test=train-name]", "tiny-lstm")
+    page.wait_for_selector("[data-test=train-name-error]")
+    page.click("[data-test=train-close]")
+    row = _train_form(page, "ui-gru", hidden=8, epochs=2, batch=8, patience="")
+    page.wait_for_selector(row)
+    assert page.locator(f"{row} [data-test=job-progress]").count() == 1
+    page.wait_for_selector(f"{row}[data-status=done]", timeout=120_000)
+    assert page.locator(f"{row} [data-test=job-progress]").get_attribute("data-progress") == "100"
+    _prepare(site, "ui-gru")
+    page.click(f"{row} [data-test=job-open]")
+    page.wait_for_function("() => location.search.includes('model=ui-gru') && location.search.includes('view=summary')")
+    assert page.locator("[data-test=model-select] option[value=ui-gru]").count() == 1
+    root = "[data-test=view-summary]"
+    page.wait_for_selector(f"{root} [data-test=training-curve]", timeout=120_000)
+    # two epochs, two checkpoints: the checkpoint dynamics are drawn
+    page.wait_for_selector(f"{root} [data-test=dynamics] [data-test=line-chart]", timeout=120_000)
+    assert page.locator(f"{root} [data-test=dynamics] [data-test=line-chart] path").count() >= 2
+    _drawn(page, root)
+
+
+def test_cancel_a_training_from_the_jobs_panel(site, page):
+    page.goto(f"{site}/?view=sentence&model=tiny-lstm")
+    page.wait_for_selector("[data-test=view-sentence]")
+    row = _train_form(page, "ui-long", hidden=16, epochs=100, batch=2, patience="")
+    page.wait_for_selector(f"{row}[data-status=running]", timeout=120_000)
+    page.click(f"{row} [data-test=job-cancel]")
+    page.wait_for_selector(f"{row}[data-status=cancelled]", timeout=60_000)
+    job = next(j for j in _get(f"{site}/api/jobs") if j["kind"] == "train" and j["meta"].get("model") == "ui-long")
+    assert job["status"] == "cancelled" and job["progress"] < 0.5, job
+

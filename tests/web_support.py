@@ -69,9 +69,18 @@ def make_workspace(home: Path) -> Path:
     return home
 
 
+def own_data(home: Path) -> dict:
+    """Own data for the test server, as `rnnvis.serve(data=...)` gives it: the lines the word LMs were
+    trained on, under the same name, so POST /api/train (the UI's "Train…") can train on them."""
+    from rnnvis.data import load_user_data
+
+    return {"lines": load_user_data(home / "lines.txt", per_line=True, name="lines")}
+
+
 @contextlib.contextmanager
-def live_server(home: Path, app=None):
-    """Serve the app of workspace `home` on a free loopback port in a thread; yields the base URL."""
+def live_server(home: Path, app=None, data: dict | None = None):
+    """Serve the app of workspace `home` on a free loopback port in a thread; yields the base URL.
+    `data`: own data {name: texts, path or Corpus} given to the server's Explorer."""
     import uvicorn
 
     from rnnvis.server import create_app
@@ -79,6 +88,8 @@ def live_server(home: Path, app=None):
 
     port = free_port()
     app = app or create_app(Workspace.open(home), host="127.0.0.1")
+    for name, texts in (data or {}).items():
+        app.state.explorer.add_data(name, texts)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

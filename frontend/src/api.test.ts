@@ -85,6 +85,31 @@ describe('withRecording', () => {
     expect(f.mock.calls[0][0]).toBe('/api/models/m/record')
   })
 
+  it("surfaces a failed analysis job's error instead of starting a recording", async () => {
+    const f = vi.fn(() => reply(200, job({ status: 'queued' })))
+    vi.stubGlobal('fetch', f)
+    const failed = job({ kind: 'analysis', title: 'discovery of m', status: 'failed', error: { error: 'probe diverged', fix: 'fewer annotations' } })
+    const fn = vi.fn(() => Promise.reject(new ApiError(409, 'not ready', 'wait', failed)))
+    const seen: (Job | null)[] = []
+    await expect(withRecording('m', fn, (j) => seen.push(j), { intervalMs: 1 }))
+      .rejects.toMatchObject({ error: 'probe diverged', fix: 'fewer annotations' })
+    expect(f).not.toHaveBeenCalled()
+    expect(fn).toHaveBeenCalledTimes(1)
+    expect(seen).toEqual([null])
+  })
+
+  it('polls a running analysis job like a recording', async () => {
+    let calls = 0
+    const fn = vi.fn(async () => {
+      if (++calls === 1) throw new ApiError(409, 'computing', 'wait', job({ kind: 'analysis', id: 'a1' }))
+      return 'ok'
+    })
+    const f = vi.fn((_url: string) => reply(200, job({ kind: 'analysis', id: 'a1', status: 'done', progress: 1 })))
+    vi.stubGlobal('fetch', f)
+    expect(await withRecording('m', fn, () => {}, { intervalMs: 1 })).toBe('ok')
+    expect(f.mock.calls.map((c) => c[0])).toEqual(['/api/jobs/a1'])
+  })
+
   it('passes other errors through unchanged', async () => {
     const err = new ApiError(400, 'bad k', 'use k >= 2')
     await expect(withRecording('m', () => Promise.reject(err))).rejects.toBe(err)

@@ -22,8 +22,27 @@ export interface Job {
   message: string
   eta_s: number | null
   error: ErrorBody | null
-  created_at: string
+  /** seconds since the epoch (the server's clock) */
+  created_at: number | string
   result: Record<string, unknown> | null
+  /** what the job is about, e.g. a train job's {model, run_id} (run_id once the run exists) */
+  meta?: JobMeta
+}
+
+export interface JobMeta {
+  model?: string
+  run_id?: number
+  [key: string]: unknown
+}
+
+/** Result of a done train job. */
+export interface TrainResult {
+  name: string
+  run_id: number
+  model_id: string | null
+  epochs_run: number
+  stopped_early: boolean
+  metrics: Record<string, unknown> | null
 }
 
 export interface Health {
@@ -268,8 +287,8 @@ export interface Discovery {
     name: string
     kind: 'binary' | 'scalar'
     metric: 'auc' | 'pearson'
-    top: { stream: string; unit: number; score: number; effect: number }[]
-    probe: { stream: string; metric: string; test_score: number; baseline: number } | null
+    top: { stream: string; unit: number; score: number | null; effect: number | null }[]
+    probe: { stream: string; metric: string; test_score: number | null; baseline: number | null } | null
   }[]
   available: string[]
 }
@@ -373,15 +392,24 @@ export interface ClassifierErrors {
 
 export type Errors = LmErrors | ClassifierErrors
 
+/** Checkpoint dynamics: per stream, one value per checkpoint (in `labels` order); null = NaN. */
+export interface TrainingDynamics {
+  /** checkpoint labels, e.g. "epoch 3 (best)" */
+  labels: string[]
+  /** tokens every checkpoint was recorded on */
+  tokens: number
+  /** gate streams: fraction of left- (≈0) and right-saturated (≈1) values */
+  saturation: Record<string, { left: (number | null)[]; right: (number | null)[] }>
+  /** mean |h_t - h_{t-1}| */
+  mean_abs_delta: Record<string, (number | null)[]>
+  /** linear CKA of each checkpoint's states to the final checkpoint's */
+  cka_to_final: Record<string, (number | null)[]>
+}
+
 export interface Training {
   run_id: number | null
   curves: { split: string; key: string; points: RunMetricPoint[] }[]
-  dynamics: {
-    labels: string[]
-    saturation: unknown
-    mean_abs_delta: unknown
-    cka_to_final: unknown
-  } | null
+  dynamics: TrainingDynamics | null
 }
 
 export interface LossGroup {
@@ -390,29 +418,52 @@ export interface LossGroup {
   mean_a: number
   mean_b: number
   diff: number
+  /** share of the group's tokens where A has the lower loss */
+  a_wins?: number | null
 }
 
 export interface Compare {
   a: string
   b: string
   same_tokens: boolean
+  /** tokens both recordings share (the comparison is over these) */
+  shared_tokens: number
+  /** the stream compared (matching, clusters) */
+  stream: string
   loss: {
-    mean_a: number
-    mean_b: number
+    /** null when there is no loss to compare (a classifier's data without gold labels) */
+    mean_a: number | null
+    mean_b: number | null
+    /** tokens (LMs) or documents (classifiers) the losses are over */
+    tokens: number
+    /** share where A has the lower loss */
+    a_wins: number | null
     by_word: LossGroup[]
     by_pos: LossGroup[] | null
+    /** null while model a's error taxonomy is still being computed */
     by_category: LossGroup[] | null
   }
   similarity: { layers_a: string[]; layers_b: string[]; cka: number[][]; svcca: number[][] }
   matching: { pairs: { a: number; b: number; r: number }[]; mean_r: number }
-  clusters: { ari: number; table: number[][] } | null
+  clusters: {
+    ari: number
+    table: number[][]
+    /** cluster ids of the table's rows (model a) and columns (model b) */
+    clusters_a: number[]
+    clusters_b: number[]
+    /** matched cluster pairs with the words they share */
+    pairs: { a: number; b: number; shared: number }[]
+  } | null
 }
 
 export interface CompareTokens {
+  doc: number
   tokens: string[]
-  loss_a: number[]
-  loss_b: number[]
-  diff: number[]
+  loss_a: (number | null)[]
+  loss_b: (number | null)[]
+  diff: (number | null)[]
+  /** true when the document was cut to the first tokens shown */
+  truncated: boolean
 }
 
 export interface TrainRequest {
@@ -590,7 +641,8 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 /**
  * Run `fn`; when it answers 409 (view recording not ready), make sure the recording job runs
  * (POST /record), poll `/api/jobs/{id}` every `intervalMs`, report each state to `onProgress`,
- * and retry `fn` once the job is done. A failed/cancelled job becomes an ApiError.
+ * and retry `fn` once the job is done. A failed/cancelled job becomes an ApiError. A 409 carrying a
+ * failed `analysis` job (a slow analysis such as discovery) surfaces that job's error at once.
  * `onProgress(null)` is called when the wait is over.
  */
 export async function withRecording<T>(
@@ -609,6 +661,21 @@ export async function withRecording<T>(
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 409 || attempt >= maxRetries) throw e
       let job: Job | undefined = e.job
+      if (job?.kind === 'analysis' && job.status === 'failed') {
+        // a slow analysis that failed: its error is the answer (recording again would not help)
+        onProgress(null)
+        throw new ApiError(
+          409,
+          job.error?.error ?? `${job.title || 'The analysis'} failed.`,
+          job.error?.fix ?? 'Reload to try the analysis again; see the server log.',
+          job,
+        )
+      }
+      if (job?.kind === 'analysis' && job.status === 'cancelled') {
+        // asking again starts the analysis again
+        await sleep(interval)
+        continue
+      }
       if (!job || job.status === 'failed' || job.status === 'cancelled') {
         job = await api.record(ref)
       }
@@ -621,10 +688,14 @@ export async function withRecording<T>(
       }
       if (job.status !== 'done') {
         onProgress(null)
+        const what = job.kind === 'analysis' ? job.title || 'The analysis' : 'The view recording'
         throw new ApiError(
           409,
-          job.error?.error ?? `The recording job ${job.status}.`,
-          job.error?.fix ?? 'Start the recording again (POST /api/models/{ref}/record).',
+          job.error?.error ?? (job.status === 'cancelled' ? `${what} was cancelled.` : `${what} ${job.status}.`),
+          job.error?.fix ??
+            (job.status === 'cancelled'
+              ? 'Reload the page to start it again.'
+              : job.kind === 'analysis' ? 'Reload to start it again.' : 'Start the recording again (POST /api/models/{ref}/record).'),
           job,
         )
       }

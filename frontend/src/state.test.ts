@@ -38,6 +38,16 @@ describe('URL state', () => {
     expect(s.color).toBe('unit')
   })
 
+  it('reads the pattern and radar keys of older URLs (once kept in extra) as fields', () => {
+    const s = decodeState('?view=radar&pdoc=4&rdims=3,0,12&rn=12')
+    expect(s.pdoc).toBe(4)
+    expect(s.rdims).toEqual([3, 0, 12])
+    expect(s.rn).toBe(12)
+    expect(s.extra).toEqual({})
+    expect(encodeState(s)).toBe('?view=radar&pdoc=4&rdims=3%2C0%2C12&rn=12')
+    expect(encodeState(decodeState('?rn=8'))).toBe('')
+  })
+
   it('drops an access token from shared URLs', () => {
     const s = decodeState('?token=secret&view=detail')
     expect(s.extra).toEqual({})

@@ -37,6 +37,12 @@ export interface AppState {
   q: string
   /** detail view: colour the text by a 'unit' or a 'cluster' */
   color: 'unit' | 'cluster'
+  /** pattern view: the document the selection (start, stop) was brushed in; null = state.doc */
+  pdoc: number | null
+  /** radar view: the chosen units (axes); [] = the API's most discriminating units */
+  rdims: number[]
+  /** radar view: how many units the API picks when rdims is empty */
+  rn: number
   /** keys this version does not know, kept as they came */
   extra: Record<string, string>
 }
@@ -66,6 +72,9 @@ export const FIELDS: Record<Exclude<keyof AppState, 'extra'>, Kind> = {
   method: 'str',
   q: 'str',
   color: 'str',
+  pdoc: 'int',
+  rdims: 'ints',
+  rn: 'int',
 }
 
 export function defaultState(): AppState {
@@ -92,6 +101,9 @@ export function defaultState(): AppState {
     method: 'pca',
     q: '',
     color: 'unit',
+    pdoc: null,
+    rdims: [],
+    rn: 8,
     extra: {},
   }
 }

@@ -26,14 +26,15 @@ export function scoreBar(metric: string, score: number | null): ScoreBar {
 }
 
 /** Probe summary: gain of the held-out score over the baseline, and fractions for two bars. */
-export function probeGain(p: { test_score: number; baseline: number; metric: string } | null): {
+export function probeGain(p: { test_score: number | null; baseline: number | null; metric: string } | null): {
   gain: number
   score: number
   base: number
 } | null {
-  if (!p || !Number.isFinite(p.test_score)) return null
+  if (!p || p.test_score === null || !Number.isFinite(p.test_score)) return null
+  const base = p.baseline !== null && Number.isFinite(p.baseline) ? p.baseline : 0
   const clamp = (v: number) => Math.max(0, Math.min(1, Number.isFinite(v) ? v : 0))
-  return { gain: p.test_score - (Number.isFinite(p.baseline) ? p.baseline : 0), score: clamp(p.test_score), base: clamp(p.baseline) }
+  return { gain: p.test_score - base, score: clamp(p.test_score), base: clamp(base) }
 }
 
 /** Human name of a metric. */
@@ -43,7 +44,7 @@ export function metricName(metric: string): string {
 
 /** Flatten a discovery answer into CSV rows (one per annotation × unit). */
 export function discoveryRows(d: {
-  annotations: { name: string; kind: string; metric: string; top: { stream: string; unit: number; score: number; effect: number }[] }[]
+  annotations: { name: string; kind: string; metric: string; top: { stream: string; unit: number; score: number | null; effect: number | null }[] }[]
 }): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = []
   for (const a of d.annotations) for (const [rank, t] of a.top.entries())

@@ -98,7 +98,7 @@ describe('PatternView', () => {
     await svg.trigger('pointerup', { pointerId: 1 })
     expect(state.start).toBe(1)
     expect(state.stop).toBe(3)
-    expect(state.extra.pdoc).toBe('0')
+    expect(state.pdoc).toBe(0)
     w.unmount()
   })
 

@@ -1,7 +1,7 @@
 // @vitest-environment node
 import { describe, it, expect } from 'vitest'
-import { bestRows, curvesByKey, lowerIsBetter, metricsTable, normalizeRows } from './summary'
-import type { Metrics, Training } from '../api'
+import { bestRows, checkpointX, curvesByKey, dynamicsSeries, lowerIsBetter, metricsTable, normalizeRows, runCurves, shortStreamNames } from './summary'
+import type { Metrics, Training, TrainingDynamics } from '../api'
 
 describe('summary shaping', () => {
   it('groups curves by key, loss first, epoch as x when present', () => {
@@ -38,5 +38,39 @@ describe('summary shaping', () => {
 
   it('normalises confusion rows', () => {
     expect(normalizeRows([[3, 1], [0, 0]])).toEqual([[0.75, 0.25], [0, 0]])
+  })
+
+  it('reads checkpoint epochs from labels, else numbers them', () => {
+    expect(checkpointX(['epoch 1', 'epoch 2', 'epoch 4 (best)'])).toEqual([1, 2, 4])
+    expect(checkpointX(['epoch 2', 'epoch 2 (best)'])).toEqual([1, 2])
+    expect(checkpointX(['a', 'b'])).toEqual([1, 2])
+  })
+
+  it('shortens stream names sharing a layer prefix only', () => {
+    expect(shortStreamNames(['layer0.fwd.h', 'layer0.fwd.c'])).toEqual({ 'layer0.fwd.h': 'h', 'layer0.fwd.c': 'c' })
+    expect(shortStreamNames(['layer0.fwd.h', 'layer1.fwd.h'])['layer1.fwd.h']).toBe('layer1.fwd.h')
+  })
+
+  it('turns checkpoint dynamics into series and CSV rows', () => {
+    const d: TrainingDynamics = {
+      labels: ['epoch 1', 'epoch 2 (best)'], tokens: 300,
+      saturation: { 'layer0.fwd.gate.f': { left: [0.1, 0.2], right: [0.3, null] } },
+      mean_abs_delta: { 'layer0.fwd.h': [0.5, 0.4], 'layer0.fwd.c': [0.9, 0.8] },
+      cka_to_final: { 'layer0.fwd.h': [0.7, 1], 'layer0.fwd.c': [0.6, 1] },
+    }
+    const s = dynamicsSeries(d)
+    expect(s.xLabel).toBe('epoch')
+    expect(s.saturation.map((x) => [x.name, x.side])).toEqual([['gate.f left', 'left'], ['gate.f right', 'right']])
+    expect(s.saturation[1].points).toEqual([{ x: 1, y: 0.3 }, { x: 2, y: null }])
+    expect(s.delta.map((x) => x.name)).toEqual(['c', 'h'])
+    expect(s.cka[1].points[1]).toEqual({ x: 2, y: 1 })
+    expect(s.rows).toHaveLength(6)
+    expect(s.rows[0]).toMatchObject({ checkpoint: 'epoch 1', stream: 'layer0.fwd.gate.f', saturation_left: 0.1, cka_to_final: null })
+    expect(dynamicsSeries(null).rows).toEqual([])
+  })
+
+  it('turns run metrics into curves sorted by step', () => {
+    const c = runCurves({ run_id: 1, series: { valid: { loss: [{ step: 20, epoch: 2, value: 1 }, { step: 10, epoch: 1, value: 2 }] } } })
+    expect(c).toEqual([{ split: 'valid', key: 'loss', points: [{ step: 10, epoch: 1, value: 2 }, { step: 20, epoch: 2, value: 1 }] }])
   })
 })

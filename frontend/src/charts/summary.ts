@@ -1,5 +1,5 @@
 /** Data shaping for the summary view. Pure, unit-tested. */
-import type { Metrics, Training } from '../api'
+import type { Metrics, RunMetrics, Training, TrainingDynamics } from '../api'
 
 /** Bookkeeping series (token counts, throughput, learning rate…) that are not quality curves. */
 export function isBookkeeping(key: string): boolean {
@@ -66,4 +66,81 @@ export function normalizeRows(m: number[][]): number[][] {
     const s = row.reduce((a, b) => a + b, 0)
     return row.map((v) => (s ? v / s : 0))
   })
+}
+
+/** The curves of GET /api/runs/{id}/metrics in the shape of Training.curves (points by step). */
+export function runCurves(m: RunMetrics): Training['curves'] {
+  const out: Training['curves'] = []
+  for (const split of Object.keys(m.series).sort())
+    for (const key of Object.keys(m.series[split]).sort())
+      out.push({ split, key, points: [...m.series[split][key]].sort((a, b) => a.step - b.step) })
+  return out
+}
+
+/** x of each checkpoint: its epoch ("epoch 3 (best)" -> 3) when every label has a distinct rising one, else 1, 2, … */
+export function checkpointX(labels: string[]): number[] {
+  const ep = labels.map((l) => {
+    const m = /epoch\s+(\d+(?:\.\d+)?)/.exec(l)
+    return m ? Number(m[1]) : NaN
+  })
+  const rising = ep.every((e, i) => Number.isFinite(e) && (i === 0 || e > ep[i - 1]))
+  return rising ? ep : labels.map((_, i) => i + 1)
+}
+
+/** Short legend names: the layer/direction prefix is dropped when all streams share it. */
+export function shortStreamNames(names: string[]): Record<string, string> {
+  const prefix = (n: string) => /^layer\d+\.[a-z]+\./.exec(n)?.[0] ?? ''
+  const p = names.length ? prefix(names[0]) : ''
+  const same = !!p && names.every((n) => prefix(n) === p)
+  return Object.fromEntries(names.map((n) => [n, same ? n.slice(p.length) : n]))
+}
+
+export interface DynSeries {
+  /** legend name */
+  name: string
+  stream: string
+  /** 'left' / 'right' for saturation, else '' */
+  side: '' | 'left' | 'right'
+  points: { x: number; y: number | null }[]
+}
+
+/**
+ * Checkpoint dynamics as line series: gate saturation (left dashed, right solid per gate stream),
+ * mean |Δh| and CKA to the final checkpoint (one per state stream), plus CSV rows
+ * (one per checkpoint × stream).
+ */
+export function dynamicsSeries(d: TrainingDynamics | null): {
+  x: number[]
+  xLabel: string
+  saturation: DynSeries[]
+  delta: DynSeries[]
+  cka: DynSeries[]
+  rows: Record<string, string | number | null>[]
+} {
+  if (!d) return { x: [], xLabel: 'epoch', saturation: [], delta: [], cka: [], rows: [] }
+  const x = checkpointX(d.labels)
+  const xLabel = x.every((v, i) => v === i + 1) && !/epoch/.test(d.labels[0] ?? '') ? 'checkpoint' : 'epoch'
+  const pts = (vals: (number | null)[] | undefined) => x.map((xv, i) => ({ x: xv, y: vals?.[i] ?? null }))
+  const satNames = Object.keys(d.saturation ?? {}).sort()
+  const stateNames = [...new Set([...Object.keys(d.mean_abs_delta ?? {}), ...Object.keys(d.cka_to_final ?? {})])].sort()
+  const shortSat = shortStreamNames(satNames)
+  const shortState = shortStreamNames(stateNames)
+  const saturation: DynSeries[] = satNames.flatMap((st) => [
+    { name: `${shortSat[st]} left`, stream: st, side: 'left' as const, points: pts(d.saturation[st].left) },
+    { name: `${shortSat[st]} right`, stream: st, side: 'right' as const, points: pts(d.saturation[st].right) },
+  ])
+  const delta = stateNames.filter((st) => d.mean_abs_delta?.[st])
+    .map((st) => ({ name: shortState[st], stream: st, side: '' as const, points: pts(d.mean_abs_delta[st]) }))
+  const cka = stateNames.filter((st) => d.cka_to_final?.[st])
+    .map((st) => ({ name: shortState[st], stream: st, side: '' as const, points: pts(d.cka_to_final[st]) }))
+  const rows: Record<string, string | number | null>[] = []
+  d.labels.forEach((label, i) => {
+    for (const st of [...satNames, ...stateNames.filter((n) => !satNames.includes(n))])
+      rows.push({
+        checkpoint: label, x: x[i], stream: st,
+        saturation_left: d.saturation?.[st]?.left[i] ?? null, saturation_right: d.saturation?.[st]?.right[i] ?? null,
+        mean_abs_delta: d.mean_abs_delta?.[st]?.[i] ?? null, cka_to_final: d.cka_to_final?.[st]?.[i] ?? null,
+      })
+  })
+  return { x, xLabel, saturation, delta, cka, rows }
 }

@@ -44,6 +44,9 @@ class Job:
         self.ended_at: float | None = None
         self.result: Any = None
         self.cancel_requested = False
+        # what the job is about, for the UI (e.g. a train job's {"model": name, "run_id": id});
+        # replaced as a whole (never mutated in place) so `to_json` can read it from another thread
+        self.meta: dict = {}
         self._done = threading.Event()
 
     @property
@@ -54,7 +57,12 @@ class Job:
         return {"id": self.id, "kind": self.kind, "title": self.title, "status": self.status,
                 "progress": float(self.progress), "message": self.message,
                 "eta_s": None if self.eta_s is None else round(float(self.eta_s), 1),
-                "error": self.error, "created_at": self.created_at, "result": _result_json(self.result)}
+                "error": self.error, "created_at": self.created_at, "result": _result_json(self.result),
+                "meta": dict(self.meta)}
+
+    def set_meta(self, **values: Any) -> None:
+        """Add to `meta` (JSON-able values)."""
+        self.meta = {**self.meta, **values}
 
     def __repr__(self) -> str:
         return f"Job({self.id}, {self.kind}, {self.status}, {self.progress:.0%})"
@@ -88,6 +96,10 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         return self._job.cancel_requested
+
+    def set_meta(self, **values: Any) -> None:
+        """Add to the job's `meta` (shown in its JSON), e.g. the run a train job created."""
+        self._job.set_meta(**values)
 
     def check(self) -> None:
         if self._job.cancel_requested:
@@ -126,7 +138,8 @@ class JobManager:
             t.start()
 
     # -- public ---------------------------------------------------------------------
-    def submit(self, kind: str, title: str, fn: Callable[[JobContext], Any], key: str | None = None) -> Job:
+    def submit(self, kind: str, title: str, fn: Callable[[JobContext], Any], key: str | None = None,
+               meta: dict | None = None) -> Job:
         with self._cond:
             if self._stopped:
                 raise RnnvisError("the job manager was shut down", "restart the server")
@@ -136,6 +149,8 @@ class JobManager:
                     if j.key == key and not j.finished:
                         return j
             job = Job(kind, title, fn, key)
+            if meta:
+                job.meta = dict(meta)
             self._jobs[job.id] = job
             self._order.append(job.id)
             self._queue.append(job)

@@ -523,7 +523,13 @@ class _TrainProgress:
             self.stopped = True
             raise _Stop() from None
 
+    def _run(self, info: dict) -> None:
+        run_id = info.get("run_id")
+        if run_id is not None and self.ctx.job.meta.get("run_id") != run_id:
+            self.ctx.set_meta(run_id=int(run_id))
+
     def on_step(self, info: dict) -> None:
+        self._run(info)
         if info["epoch"] != self.epoch:
             self.epoch, self.in_epoch = info["epoch"], 0
         self.in_epoch += 1
@@ -533,6 +539,7 @@ class _TrainProgress:
                                f"loss {info['loss']:.3f}")
 
     def on_epoch(self, info: dict) -> None:
+        self._run(info)
         v = info.get("valid") or {}
         shown = ", ".join(f"valid {k} {v[k]:.4g}" for k in ("ppl", "bpc", "accuracy") if isinstance(v.get(k), float))
         self._report(0.98 * info["epoch"] / self.epochs,
@@ -646,8 +653,9 @@ def start_training(ex: Explorer, body: Any):
                 "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
                 "metrics": _jsonable(result.metrics)}
 
+    # meta: the model's name now, its run_id once the run exists (the first training step)
     return ex.jobs.submit("train", f"train {cfg.name} ({cfg.cell}, {cfg.layers}×{cfg.hidden}) on {dataset}", run,
-                          key=f"train:{cfg.name}")
+                          key=f"train:{cfg.name}", meta={"model": cfg.name, "dataset": dataset})
 
 
 __all__ = ["analysis", "baselines", "checkpoints", "errors", "lm_taxonomy_arrays", "metrics", "peek",
