@@ -27,6 +27,8 @@ Users add their own with `register_annotation(name, fn)`.
 """
 from __future__ import annotations
 
+import functools
+
 from typing import Callable, Sequence
 
 import numpy as np
@@ -85,6 +87,12 @@ def code_regions(tokens: list[str], language: str = "c") -> tuple[np.ndarray, np
     """(in string (tokens,), in comment (tokens,)) bool for code read character by character."""
     if language not in ("c", "python"):
         raise RnnvisError(f"unknown language {language!r}", "use 'c' or 'python'")
+    s_any, c_any = _code_regions(tuple(tokens), language)  # strings and comments are asked for in turn
+    return s_any.copy(), c_any.copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _code_regions(tokens: tuple[str, ...], language: str) -> tuple[np.ndarray, np.ndarray]:
     text = "".join(tokens)
     n = len(text)
     in_str = np.zeros(n, dtype=bool)
@@ -117,10 +125,14 @@ def code_regions(tokens: list[str], language: str = "c") -> tuple[np.ndarray, np
             i = j
         else:
             i += 1
-    # characters -> tokens: a token is inside when any of its characters is
-    bounds = np.cumsum([0] + [len(t) for t in tokens])
-    s_any = np.array([in_str[a:b].any() for a, b in zip(bounds[:-1], bounds[1:])], dtype=bool)
-    c_any = np.array([in_com[a:b].any() for a, b in zip(bounds[:-1], bounds[1:])], dtype=bool)
+    # characters -> tokens: a token is inside when any of its characters is (empty tokens never are)
+    lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+    s_any, c_any = np.zeros(len(tokens), dtype=bool), np.zeros(len(tokens), dtype=bool)
+    full = lengths > 0
+    if full.any():
+        starts = (np.cumsum(lengths) - lengths)[full]  # strictly increasing, all < n
+        s_any[full] = np.logical_or.reduceat(in_str, starts)
+        c_any[full] = np.logical_or.reduceat(in_com, starts)
     return s_any, c_any
 
 

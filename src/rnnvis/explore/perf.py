@@ -64,7 +64,7 @@ def analysis(ex: Explorer, kind: str, ref: str, params: dict, fn: Callable[[JobC
         ex.cached(kind, ref, params, lambda: fn(ctx), persist=True)
         return {"analysis": kind, "model": h.name}
 
-    job = ex.jobs.submit("analysis", f"{title} of {h.name}", run, key=key)
+    job = ex.jobs.submit("analysis", f"{title} of {h.name}", run, key=key, meta={"model": h.name})
     job = ex.jobs.wait(job.id, wait_s)
     if job.status == "done":
         value = peek(ex, kind, ref, params)

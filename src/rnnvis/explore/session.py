@@ -435,7 +435,7 @@ class Explorer:
             self._stores[h.id] = store
         if self.warm:
             self.jobs.submit("analysis", f"prepare the views of {h.name}", lambda ctx: self._warm_up(h, ctx),
-                             key=f"warm:{h.id}")
+                             key=f"warm:{h.id}", meta={"model": h.name})
 
     def _warm_up(self, h: ModelHandle, ctx: JobContext) -> None:
         """Compute what the first views need (tokens, documents, the default co-clustering)."""
@@ -462,7 +462,7 @@ class Explorer:
         if store is not None:
             return self.jobs.add_done("record", title, _store_result(store), key=key)
         fn = self._record_own if h.own else self._record_catalog
-        return self.jobs.submit("record", title, lambda ctx: fn(h, ctx), key=key)
+        return self.jobs.submit("record", title, lambda ctx: fn(h, ctx), key=key, meta={"model": h.name})
 
     def store(self, ref: str):
         """The ready view recording, else start (or find) its job and raise NotReady."""
@@ -662,7 +662,7 @@ class Explorer:
             self._remember(key, value)
             return None
 
-        job = self.jobs.submit("analysis", title, run, key=f"analysis:{key}")
+        job = self.jobs.submit("analysis", title, run, key=f"analysis:{key}", meta={"model": h.name})
         if job.status == "done":
             value = self._lookup(key, persist)
             if value is not None:

@@ -22,6 +22,7 @@ import os
 import queue
 import threading
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -166,6 +167,41 @@ def save_stats(w: StoreWriter, stats: dict[str, StreamStats]) -> None:
         w.write_array(p + "unit_count", np_(u.count.reshape(1)))
 
 
+class _LazyStats(Mapping):
+    """stream name -> StreamStats, each read from the store on first access (thread-safe)."""
+
+    def __init__(self, root, names: list[str]):
+        self._root, self._names = root, names
+        self._loaded: dict[str, StreamStats] = {}
+        self._count = None
+        self._lock = threading.Lock()
+
+    def _t(self, key: str):
+        return torch.from_numpy(np.asarray(self._root[key][...]))
+
+    def __getitem__(self, name: str) -> StreamStats:
+        if name not in self._names:
+            raise KeyError(name)
+        with self._lock:
+            if name not in self._loaded:
+                if self._count is None:
+                    self._count = self._t("stats/count")
+                p = f"stats/{name}/"
+                u = UnitStats(**{k: self._t(p + "unit_" + k) for k in
+                                 ("mean", "m2", "min", "max", "below", "above", "lo", "hi", "hist")},
+                              count=self._t(p + "unit_count")[0])
+                self._loaded[name] = StreamStats(WordUnitStats(self._count, self._t(p + "mean"), self._t(p + "m2")),
+                                                 WordUnitStats(self._count, self._t(p + "dmean"),
+                                                               self._t(p + "dm2")), u)
+            return self._loaded[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 class Store:
     """A finished recording, opened read-only."""
 
@@ -183,7 +219,7 @@ class Store:
             raise RnnvisError(f"{self.path} is not a complete rnnvis recording",
                               "it was interrupted or written by another tool; record it again")
         self.meta: dict[str, Any] = meta
-        self._stats: dict[str, StreamStats] | None = None
+        self._stats: _LazyStats | None = None
 
     @property
     def streams(self) -> list[str]:
@@ -228,20 +264,14 @@ class Store:
         return self._full(name)
 
     @property
-    def stats(self) -> dict[str, StreamStats]:
-        """Statistics of every stream (stored per token or not), as CPU tensors."""
+    def stats(self) -> "Mapping[str, StreamStats]":
+        """Statistics of every stream (stored per token or not), as CPU tensors.
+
+        A read-only mapping that reads a stream's statistics from disk the first time it is asked
+        for: a view of one stream does not pay for the word x unit tables of all the others.
+        """
         if self._stats is None:
-            t = lambda key: torch.from_numpy(np.asarray(self.root[key][...]))  # noqa: E731
-            count = t("stats/count")
-            out = {}
-            for name in self.meta["all_streams"]:
-                p = f"stats/{name}/"
-                u = UnitStats(**{k: t(p + "unit_" + k) for k in
-                                 ("mean", "m2", "min", "max", "below", "above", "lo", "hi", "hist")},
-                              count=t(p + "unit_count")[0])
-                out[name] = StreamStats(WordUnitStats(count, t(p + "mean"), t(p + "m2")),
-                                        WordUnitStats(count, t(p + "dmean"), t(p + "dm2")), u)
-            self._stats = out
+            self._stats = _LazyStats(self.root, list(self.meta["all_streams"]))
         return self._stats
 
     def __repr__(self) -> str:

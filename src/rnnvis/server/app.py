@@ -1,7 +1,7 @@
 """The FastAPI app: thin handlers over the Python API, typed JSON, OpenAPI at /docs."""
 from __future__ import annotations
 
-import threading
+import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,7 +88,9 @@ def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        threading.Thread(target=_warm_imports, name="rnnvis-warm-imports", daemon=True).start()
+        # Load the analysis stack (torch, scikit-learn) before accepting requests, off the event loop,
+        # so that the first view a user opens does not pay for the imports.
+        await asyncio.to_thread(_warm_imports)
         yield
         if own_explorer:
             app.state.explorer.jobs.shutdown()
