@@ -1,7 +1,7 @@
 import { describe, it, expect, vi, afterEach } from 'vitest'
 import { flushPromises, mount } from '@vue/test-utils'
 import type { Job } from './api'
-import { activeCount, etaText, finishedTrainJobs, jobsStore, jobsUi, pollDelay, refreshJobs, trainJobOf } from './jobs'
+import { activeCount, etaText, finishedJobs, finishedTrainJobs, jobsStore, jobsUi, pollDelay, refreshJobs, trainJobOf } from './jobs'
 import { catalog } from './models'
 import { state, defaultState } from './state'
 import JobsMenu from './components/JobsMenu.vue'
@@ -46,6 +46,13 @@ describe('jobs logic', () => {
     const after = [job({ id: 't', kind: 'train', status: 'done' }), job({ id: 'r', status: 'done' })]
     expect(finishedTrainJobs(before, after).map((j) => j.id)).toEqual(['t'])
     expect(finishedTrainJobs([], after)).toEqual([])
+  })
+
+  it('notices recordings that ended between two polls, and only those', () => {
+    const before = [job({ id: 'r', kind: 'record' }), job({ id: 's', kind: 'record', status: 'done' })]
+    const after = [job({ id: 'r', kind: 'record', status: 'done' }), job({ id: 's', kind: 'record', status: 'done' })]
+    expect(finishedJobs(before, after, 'record').map((j) => j.id)).toEqual(['r'])
+    expect(finishedJobs(before, after, 'train')).toEqual([])
   })
 
   it('writes ETAs readably', () => {

@@ -5,7 +5,7 @@
  */
 import { reactive } from 'vue'
 import { api, type ApiError, type Job } from './api'
-import { loadModels } from './models'
+import { loadInfo, loadModels } from './models'
 import { toApiError } from './useApi'
 
 export const FAST_MS = 1000
@@ -50,8 +50,13 @@ export function trainJobOf(jobs: Job[], name: string | undefined, runId: number 
 
 /** Ids of train jobs that were active in `before` and are finished in `after`. */
 export function finishedTrainJobs(before: Job[], after: Job[]): Job[] {
+  return finishedJobs(before, after, 'train')
+}
+
+/** Jobs of `kind` that were queued/running in `before` and have ended in `after`. */
+export function finishedJobs(before: Job[], after: Job[], kind: Job['kind']): Job[] {
   const was = new Map(before.map((j) => [j.id, j]))
-  return after.filter((j) => j.kind === 'train' && !isActive(j) && !!was.get(j.id) && isActive(was.get(j.id)!))
+  return after.filter((j) => j.kind === kind && !isActive(j) && !!was.get(j.id) && isActive(was.get(j.id)!))
 }
 
 /** A readable "about 2 min left". */
@@ -71,9 +76,12 @@ export function refreshJobs(): Promise<void> {
     try {
       const jobs = await api.jobs()
       const ended = jobsStore.loaded ? finishedTrainJobs(jobsStore.jobs, jobs) : []
+      const recorded = jobsStore.loaded ? finishedJobs(jobsStore.jobs, jobs, 'record') : []
       jobsStore.jobs = jobs
       jobsStore.error = null
       if (ended.length) await loadModels()
+      // a view recording that ended changes the model's facts in the panel (status, tokens)
+      for (const j of recorded) if (typeof j.meta?.model === 'string') void loadInfo(j.meta.model, true)
     } catch (e) {
       jobsStore.error = toApiError(e)
     } finally {
