@@ -78,3 +78,26 @@ def planted_data(n: int = 30, seed: int = 0):
             count += 1
         texts.append(" ".join(words))
     return texts, ["<unk>"] + vocab + ["zz"], count
+
+
+def make_explorer(home, planted_n: int = 30):
+    """An Explorer (no warm-up) over the tiny trained models, their corpora as own data, and the
+    hand-built `own` model on texts with 'zz' planted; `ex.planted` is the planted count."""
+    from rnnvis.catalog import Catalog
+    from rnnvis.explore.jobs import JobManager
+    from rnnvis.explore.session import Explorer
+    from rnnvis.workspace import Workspace
+
+    ws = Workspace.open(home)
+    catalog = Catalog(ws.catalog_path)
+    corpora = build_models(ws, catalog)
+    ex = Explorer(ws, catalog, JobManager(), max_tokens=5000, warm=False)
+    for name, c in corpora.items():
+        ex.add_data(name, c)
+    texts, itos, planted = planted_data(planted_n)
+    stoi = {w: i for i, w in enumerate(itos)}
+    ex.add_data("planted", texts)
+    ex.add_model("own", PlantedLSTM(itos), encode=lambda t: [stoi.get(w, 0) for w in t.split()], itos=itos,
+                 data="planted")
+    ex.planted = planted
+    return ex

@@ -3,32 +3,17 @@ import numpy as np
 import pytest
 import torch
 
-from explore_support import PlantedLSTM, build_models, planted_data
+from explore_support import make_explorer
 from rnnvis.errors import NotFound, RnnvisError
 from rnnvis.explore import memory, patterns
 from rnnvis.explore import discovery as disc
 from rnnvis.explore import sentence as sent
-from rnnvis.explore.jobs import JobManager
-from rnnvis.explore.session import Explorer, NotReady
+from rnnvis.explore.session import NotReady
 
 
 @pytest.fixture(scope="module")
 def ex(tmp_path_factory, one_thread):
-    from rnnvis.catalog import Catalog
-    from rnnvis.workspace import Workspace
-
-    ws = Workspace.open(tmp_path_factory.mktemp("explore") / "home")
-    catalog = Catalog(ws.catalog_path)
-    corpora = build_models(ws, catalog)
-    ex = Explorer(ws, catalog, JobManager(), max_tokens=5000, warm=False)
-    for name, c in corpora.items():
-        ex.add_data(name, c)
-    texts, itos, planted = planted_data()
-    stoi = {w: i for i, w in enumerate(itos)}
-    ex.add_data("planted", texts)
-    ex.add_model("own", PlantedLSTM(itos), encode=lambda t: [stoi.get(w, 0) for w in t.split()], itos=itos,
-                 data="planted")
-    ex.planted = planted
+    ex = make_explorer(tmp_path_factory.mktemp("explore") / "home")
     yield ex
     ex.jobs.shutdown()
 

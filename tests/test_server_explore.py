@@ -4,29 +4,14 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from explore_support import PlantedLSTM, build_models, planted_data
-from rnnvis.explore.jobs import JobManager
-from rnnvis.explore.session import Explorer
+from explore_support import make_explorer
 from rnnvis.server import create_app
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, one_thread):
-    from rnnvis.catalog import Catalog
-    from rnnvis.workspace import Workspace
-
-    ws = Workspace.open(tmp_path_factory.mktemp("serve") / "home")
-    catalog = Catalog(ws.catalog_path)
-    corpora = build_models(ws, catalog)
-    ex = Explorer(ws, catalog, JobManager(), max_tokens=5000, warm=False)
-    for name, c in corpora.items():
-        ex.add_data(name, c)
-    texts, itos, _ = planted_data(10)
-    stoi = {w: i for i, w in enumerate(itos)}
-    ex.add_data("planted", texts)
-    ex.add_model("own", PlantedLSTM(itos), encode=lambda t: [stoi.get(w, 0) for w in t.split()], itos=itos,
-                 data="planted")
-    with TestClient(create_app(ws, explorer=ex), base_url="http://127.0.0.1:8000") as c:
+    ex = make_explorer(tmp_path_factory.mktemp("serve") / "home", planted_n=10)
+    with TestClient(create_app(ex.ws, explorer=ex), base_url="http://127.0.0.1:8000") as c:
         c.ex = ex
         yield c
     ex.jobs.shutdown()

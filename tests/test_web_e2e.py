@@ -71,13 +71,7 @@ def site(tmp_path_factory):
     with live_server(home, data=own_data(home)) as url:
         # Record the view recordings first, so the tests time the views, not the recordings.
         for ref in ("tiny-lstm", "tiny-gru", "tiny-sentiment"):
-            job = _post(f"{url}/api/models/{ref}/record")
-            deadline = time.time() + 120
-            while job["status"] in ("queued", "running"):
-                assert time.time() < deadline, f"recording of {ref} did not finish"
-                time.sleep(0.2)
-                job = _get(f"{url}/api/jobs/{job['id']}")
-            assert job["status"] == "done", job
+            _wait_job(url, _post(f"{url}/api/models/{ref}/record"), f"recording of {ref}")
         yield url
 
 
