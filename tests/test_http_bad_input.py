@@ -117,6 +117,19 @@ def test_too_large_requests_are_413(server):
     assert status == 413
 
 
+def test_chunked_body_over_limit_is_413_json(server):
+    host, port = server.url.split("//")[1].split("/")[0].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    parts = [b'{"text": "'] + [b"a " * 32768] * 40 + [b'"}']  # 2.5 MiB, Transfer-Encoding: chunked
+    conn.request("POST", "/api/models/mine/sentence", body=iter(parts), encode_chunked=True,
+                 headers={"Host": f"127.0.0.1:{port}", "Content-Type": "application/json"})
+    r = conn.getresponse()
+    out = json.loads(r.read())
+    conn.close()
+    assert r.status == 413 and set(out) == {"error", "fix"}, out
+    assert request(server, "GET", "/api/health")[0] == 200
+
+
 PATHS = [
     "/api/models/..%2F..%2F..%2Fetc%2Fpasswd/info",
     "/api/models/%2e%2e%2f%2e%2e%2fetc%2fpasswd/info",

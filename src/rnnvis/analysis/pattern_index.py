@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -317,10 +318,15 @@ def _cache_key(store, stream: str, theta: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def open_pattern_index(store, stream: str, threshold: Any, folder=None, chunk_tokens: int = 16384) -> RunIndex:
+KEEP_INDEXES = 8  # index files kept per cache folder (recording), least recently used deleted
+
+
+def open_pattern_index(store, stream: str, threshold: Any, folder=None, chunk_tokens: int = 16384,
+                       keep: int = KEEP_INDEXES) -> RunIndex:
     """The run index of a stored stream at θ: loaded from the cache, else built and saved.
 
-    The cache is `folder` or, by default, `<recording>.patterns/` beside the recording.
+    The cache is `folder` or, by default, `<recording>.patterns/` beside the recording; it keeps
+    the `keep` most recently used index files (a file's time is set whenever it is used).
     """
     theta = store_thresholds(store, stream, threshold)
     key = _cache_key(store, stream, theta)
@@ -333,10 +339,32 @@ def open_pattern_index(store, stream: str, threshold: Any, folder=None, chunk_to
             idx = None  # damaged cache entry: rebuilt and replaced below
         if idx is not None and idx.key == key and np.array_equal(idx.threshold, theta) \
                 and idx.n_tokens == store.n_tokens:
+            _touch(path)
             return idx
     n = store.n_tokens
     units = int(theta.size)
     idx = build_run_index(None, store.doc_ids, theta, chunk_tokens, key,
                           read=lambda a, b: store.read(stream, a, b), shape=(n, units))
     idx.save(path)
+    _prune(folder, keep)
     return idx
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # read-only cache: the order of use is only a hint
+        pass
+
+
+def _prune(folder: Path, keep: int) -> None:
+    """Delete all but the `keep` most recently used index files of `folder`."""
+    files = []
+    for p in folder.glob("*.npz"):
+        try:
+            files.append((p.stat().st_mtime_ns, p))
+        except OSError:  # deleted meanwhile
+            pass
+    files.sort(reverse=True)
+    for _, p in files[max(1, keep):]:
+        p.unlink(missing_ok=True)

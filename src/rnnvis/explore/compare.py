@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import NotFound, RnnvisError
 from .common import num, stream_of, tolist
-from .perf import doc_predictions, gold_labels, lm_targets, peek, start_taxonomy, token_categories
+from .perf import doc_predictions, gold_labels, lm_targets, start_taxonomy, token_categories
 from .session import Explorer, ModelHandle
 
 MAX_SIM_TOKENS = 20_000
@@ -63,7 +63,8 @@ def aligned(ex: Explorer, a: str, b: str) -> tuple[np.ndarray, np.ndarray, bool]
         same = bool(np.array_equal(sa.token_ids[ra], sb.token_ids[rb])) if ra.size else False
         return ra, rb, same
 
-    return ex.cached("aligned", a, {"with": ex.model(b).id}, build)
+    hb = ex.model(b)
+    return ex.cached("aligned", a, {"with": hb.id, "with_recording": ex.recording_key(hb)}, build)
 
 
 def _codes(labels) -> tuple[np.ndarray, list[str]]:
@@ -233,7 +234,7 @@ def compare(ex: Explorer, a: str, b: str, stream: str | None = None) -> dict:
     if int(sa.meta["units"][stream_a]) < 1:
         raise RnnvisError(f"stream {stream_a!r} has no units", "choose another stream")
     key = {"b": hb.id, "b_recording": ex.recording_key(hb), "stream": stream_a}
-    done = peek(ex, "compare", a, key)
+    done = ex.peek("compare", a, key)
     if done is not None:
         return done
     ra, rb, same = aligned(ex, a, b)

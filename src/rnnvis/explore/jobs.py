@@ -1,7 +1,9 @@
 """Background work with progress and cancel: recordings, training, slow analyses.
 
 `JobManager.submit(kind, title, fn)` queues `fn(ctx)` on a worker thread (one by default, so
-heavy jobs do not fight over the CPU) and returns a `Job` at once. `fn` reports progress with
+heavy jobs do not fight over the CPU) and returns a `Job` at once. Jobs of a kind in `own_worker`
+("train" by default: minutes to hours) have a queue and a worker thread of their own, so that a
+training run does not hold up recordings and analyses. `fn` reports progress with
 `ctx.progress(fraction, message)` and calls `ctx.check()` (or lets a progress callback do it) to
 stop early when the job is cancelled. A job with a `key` is shared: submitting the same key while
 it is queued or running returns the existing job.
@@ -123,17 +125,20 @@ class JobContext:
 class JobManager:
     """Queue of jobs run by `workers` daemon threads; thread-safe."""
 
-    def __init__(self, workers: int = 1):
+    def __init__(self, workers: int = 1, own_worker: tuple[str, ...] = ("train",)):
         if workers < 1:
             raise RnnvisError(f"workers={workers} must be at least 1", "use 1 (the default)")
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._jobs: dict[str, Job] = {}
         self._order: list[str] = []
-        self._queue: deque[Job] = deque()
+        self._queue: deque[Job] = deque()  # jobs of every kind without a worker of its own
+        self._queues: dict[str, deque[Job]] = {k: deque() for k in own_worker}  # kind -> its own queue
         self._stopped = False
-        self._threads = [threading.Thread(target=self._worker, name=f"rnnvis-job-{i}", daemon=True)
-                         for i in range(workers)]
+        self._threads = [threading.Thread(target=self._worker, args=(self._queue,), name=f"rnnvis-job-{i}",
+                                          daemon=True) for i in range(workers)]
+        self._threads += [threading.Thread(target=self._worker, args=(q,), name=f"rnnvis-job-{k}", daemon=True)
+                          for k, q in self._queues.items()]
         for t in self._threads:
             t.start()
 
@@ -153,7 +158,7 @@ class JobManager:
                 job.meta = dict(meta)
             self._jobs[job.id] = job
             self._order.append(job.id)
-            self._queue.append(job)
+            self._queue_of(kind).append(job)
             self._trim()
             self._cond.notify_all()
             return job
@@ -193,7 +198,7 @@ class JobManager:
         job = self.get(job_id)
         with self._cond:
             if job.status == "queued":
-                self._queue.remove(job)
+                self._queue_of(job.kind).remove(job)
                 self._finish(job, "cancelled", message="cancelled before it started")
             elif job.status == "running":
                 job.cancel_requested = True
@@ -210,8 +215,9 @@ class JobManager:
         """Cancel queued and running jobs and stop the workers (waits briefly for them)."""
         with self._cond:
             self._stopped = True
-            while self._queue:
-                self._finish(self._queue.popleft(), "cancelled", message="server shut down")
+            for q in (self._queue, *self._queues.values()):
+                while q:
+                    self._finish(q.popleft(), "cancelled", message="server shut down")
             for j in self._jobs.values():
                 if j.status == "running":
                     j.cancel_requested = True
@@ -221,6 +227,9 @@ class JobManager:
                 t.join(timeout=5)
 
     # -- workers ----------------------------------------------------------------------
+    def _queue_of(self, kind: str) -> deque:
+        return self._queues.get(kind, self._queue)
+
     def _trim(self) -> None:
         finished = [j for j in self._order if self._jobs[j].finished]
         for jid in finished[: max(0, len(finished) - KEEP_FINISHED)]:
@@ -239,14 +248,14 @@ class JobManager:
         job.fn = None  # free closures (models, data)
         job._done.set()
 
-    def _worker(self) -> None:
+    def _worker(self, queue: deque) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stopped:
+                while not queue and not self._stopped:
                     self._cond.wait()
-                if self._stopped and not self._queue:
+                if self._stopped and not queue:
                     return
-                job = self._queue.popleft()
+                job = queue.popleft()
                 job.status = "running"
                 job.started_at = time.time()
                 fn = job.fn

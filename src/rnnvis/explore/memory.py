@@ -266,6 +266,9 @@ def _trajectory(ex: Explorer, ref: str, stream, method, text, doc, start, stop) 
 
     h = ex.model(ref)
     if text is not None:
+        from .sentence import encode_typed
+
+        encode_typed(h, text)  # 413 above MAX_TEXT characters or MAX_TOKENS tokens
         tokens, rec, _ = h.run_text(text)
         names = {n: rec[n].shape[-1] for n in rec.streams}
         from .common import default_stream

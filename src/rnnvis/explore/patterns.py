@@ -11,22 +11,23 @@ CONTEXT = 3
 
 
 def threshold_of(threshold: dict | float | None):
-    """{kind: 'abs'|'pct', value} -> a number or a Percentile."""
+    """{kind: 'abs'|'pct', value} -> a number or a Percentile, rounded (a percentile to a whole
+    number, a value to 2 decimals) so that a pattern index is built for few distinct thresholds."""
     from ..analysis import Percentile
 
     if threshold is None:
         return 0.5
     if isinstance(threshold, (int, float)):
-        return float(threshold)
+        return round(float(threshold), 2)
     kind, value = threshold.get("kind", "abs"), threshold.get("value")
     if not isinstance(value, (int, float)) or not np.isfinite(value):
         raise bad(f"threshold value {value!r}", "give a number")
     if kind == "abs":
-        return float(value)
+        return round(float(value), 2)
     if kind == "pct":
         if not 0 <= value <= 100:
             raise bad(f"percentile {value} is outside 0..100", "use e.g. 90")
-        return Percentile(float(value))
+        return Percentile(float(round(value)))
     raise bad(f"threshold kind {kind!r}", "use 'abs' or 'pct'")
 
 
@@ -58,6 +59,14 @@ def _doc_tracks(ex: Explorer, ref: str, doc: int) -> dict[str, np.ndarray]:
     return ex.cached("doc_tracks", ref, {"doc": int(doc)}, build)
 
 
+def on_counts(index, units: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """(stop-start,) how many of `units` are on (>= θ) at each token, from the index's packed
+    on-bits: only these rows, nothing read from the recording."""
+    sel = np.zeros(index.n_units, bool)
+    sel[units] = True
+    return np.unpackbits(index.bits[start:stop] & np.packbits(sel), axis=1).sum(1)
+
+
 def match(ex: Explorer, ref: str, stream: str | None, units: list[int], threshold: dict | float | None = None,
           min_fraction: float = 1.0, min_len: int = 1, max_len: int | None = None, limit: int = 50) -> dict:
     """Phrases of the view recording where the selected units are on together, ranked."""
@@ -79,14 +88,12 @@ def match(ex: Explorer, ref: str, stream: str | None, units: list[int], threshol
     sel = SelectedUnits(np.unique(np.asarray(units, np.int64)), theta, 0, 1, 0, False, False)
     m = match_index(index, sel, min_fraction, min_len, max_len, top=limit)
     tokens = store_tokens(ex, ref)
-    cols = ex.cached("unit_columns", ref, {"stream": stream, "units": sel.units.tolist()},
-                     lambda: store.read(stream, units=sel.units.tolist()))  # (tokens, k): one pass over the chunks
     out = []
     for i in range(len(m)):
         d, s, e = int(m.doc_ids[i]), int(m.starts[i]), int(m.stops[i])
         a, b = doc_range(ex, ref, d)
         cs, ce = max(a, s - CONTEXT), min(b, e + CONTEXT)
-        counts = (cols[cs:ce] >= theta[sel.units]).sum(1)
+        counts = on_counts(index, sel.units, cs, ce)
         tracks = _doc_tracks(ex, ref, d)
         out.append({"doc": d, "start": s - a, "stop": e - a, "tokens": tokens[cs:ce], "context": [s - cs, ce - e],
                     "matched": int(m.matched[i]), "extra": int(m.extra[i]), "jaccard": round(float(m.jaccard[i]), 6),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import hashlib
 import json
 from typing import Any, Callable
 
@@ -22,7 +21,7 @@ import torch
 from ..errors import RnnvisError
 from .common import num, tolist
 from .jobs import JobContext
-from .session import Explorer, ModelHandle, NotReady
+from .session import Explorer, ModelHandle
 
 NGRAM_ORDER = 5  # n-gram oracle orders 1..5 (Karpathy et al. 2015)
 MAX_NGRAM_TRAIN = 20_000_000  # training tokens the oracle is fitted on at most
@@ -33,50 +32,18 @@ DYNAMICS_TOKENS = 3000  # tokens each checkpoint is recorded on for the dynamics
 WAIT_S = 2.0  # how long a request waits for a fresh analysis job before answering 409
 
 
-class _Missing(Exception):
-    """Raised inside `Explorer.cached` to peek at a cache without computing."""
-
-
 # ---- shared helpers --------------------------------------------------------------------------------
 def peek(ex: Explorer, kind: str, ref: str, params: dict, persist: bool = True) -> Any | None:
-    """The cached result of (kind, ref, params), or None (nothing is computed)."""
-    def missing():
-        raise _Missing
-
-    try:
-        return ex.cached(kind, ref, params, missing, persist=persist)
-    except _Missing:
-        return None
+    """The cached result of (kind, ref, params), or None: nothing is computed, nothing waits for a running
+    analysis job (`Explorer.peek`)."""
+    return ex.peek(kind, ref, params, persist=persist)
 
 
 def analysis(ex: Explorer, kind: str, ref: str, params: dict, fn: Callable[[JobContext], Any], title: str,
              wait_s: float = WAIT_S) -> Any:
-    """fn(ctx) as a cached, persisted "analysis" job: the result when cached or done within `wait_s`,
-    else NotReady (409) carrying the job."""
-    value = peek(ex, kind, ref, params)
-    if value is not None:
-        return value
-    h = ex.model(ref)
-    key = "analysis:" + hashlib.sha256(json.dumps([kind, h.id, ex.recording_key(h), params], sort_keys=True,
-                                                  default=str).encode()).hexdigest()[:24]
-
-    def run(ctx: JobContext) -> dict:
-        ex.cached(kind, ref, params, lambda: fn(ctx), persist=True)
-        return {"analysis": kind, "model": h.name}
-
-    job = ex.jobs.submit("analysis", f"{title} of {h.name}", run, key=key, meta={"model": h.name})
-    job = ex.jobs.wait(job.id, wait_s)
-    if job.status == "done":
-        value = peek(ex, kind, ref, params)
-        if value is not None:
-            return value
-    if job.status == "failed" and job.error:
-        raise RnnvisError(job.error.get("error") or f"the {title} failed", job.error.get("fix"))
-    try:
-        err = NotReady(job, h.name, what=f"the {title}")
-    except TypeError:  # an older NotReady without `what`
-        err = NotReady(job, h.name)
-    raise err
+    """fn(ctx) as a cached, persisted "analysis" job (`Explorer.cached_job`): the result when cached or done
+    within `wait_s`, else NotReady (409) carrying the job."""
+    return ex.cached_job(kind, ref, params, fn, title, persist=True, wait_s=wait_s)
 
 
 def _jsonable(x: Any) -> Any:

@@ -5,13 +5,44 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import NotFound
-from .common import bad, check_int, default_stream, joiner, span, store_tokens, stream_of, tolist
+from ..errors import NotFound, RnnvisError
+from .common import MAX_SPAN, bad, check_int, default_stream, joiner, span, store_tokens, stream_of, tolist
 from .memory import unit_labels
 from .session import Explorer, ModelHandle, NotReady
 
 MAX_TEXT = 10_000  # characters of a typed text
+MAX_TOKENS = MAX_SPAN  # tokens of a typed text (as of a corpus span): sentence view, trajectories
+MAX_SALIENCY_TOKENS = 512  # tokens of a saliency text (a backward pass per integrated-gradient step)
+MAX_STEPS = 64  # integrated-gradient steps
+IG_ROWS = 32_768  # batch × tokens of one integrated-gradient pass
+IG_LOGITS = 1 << 24  # batch × tokens × vocabulary of one pass of a language model (64 MB of float32)
 TOP = 5
+
+
+class TooLarge(RnnvisError):
+    """A request over a size limit (HTTP 413)."""
+
+
+def check_text(text: str | None) -> None:
+    """413 for a typed text of more than MAX_TEXT characters."""
+    if text is not None and len(text) > MAX_TEXT:
+        raise TooLarge(f"the text has {len(text):,} characters, more than {MAX_TEXT:,}",
+                       f"send at most {MAX_TEXT:,} characters")
+
+
+def encode_typed(h: ModelHandle, text: str, max_tokens: int = MAX_TOKENS) -> tuple[list[str], list[int]]:
+    """(tokens, ids) of a typed text; 413 above MAX_TEXT characters or `max_tokens` tokens."""
+    check_text(text)
+    tokens, ids = h.encode(text)
+    if len(ids) > max_tokens:
+        raise TooLarge(f"the text has {len(ids):,} tokens, more than {max_tokens:,}",
+                       f"type a shorter text (at most {max_tokens:,} {h.level}s)")
+    return tokens, ids
+
+
+def ig_batch(n_tokens: int, vocab: int = 1) -> int:
+    """Integrated-gradient steps per forward/backward pass: bounded rows (and LM logits) per pass."""
+    return max(1, min(IG_ROWS // max(1, n_tokens), IG_LOGITS // max(1, n_tokens * vocab)))
 
 
 # ---- documents ------------------------------------------------------------------------------------
@@ -96,8 +127,7 @@ def sentence(ex: Explorer, ref: str, text: str | None = None, doc: int | None = 
              stop: int | None = None, streams: list[str] | None = None, k: int | None = None,
              stream: str | None = None) -> dict:
     """Sentence: states of `streams`, outputs and glyphs of a typed text or a range of a corpus document."""
-    if text is not None and len(text) > MAX_TEXT:
-        raise bad(f"the text has {len(text):,} characters", f"type at most {MAX_TEXT:,}")
+    check_text(text)
     params = {"text": text, "doc": doc, "start": start, "stop": stop, "streams": streams, "k": k, "stream": stream}
     out = ex.cached("sentence", ref, params, lambda: _sentence(ex, ref, text, doc, start, stop, streams, k, stream))
     if text is not None and out["glyphs"] is None:  # made before the view recording was ready: not kept
@@ -112,6 +142,7 @@ def _sentence(ex: Explorer, ref: str, text, doc, start, stop, streams, k, stream
         check_int("k", k, 1, 64)
     h = ex.model(ref)
     if text is not None:
+        encode_typed(h, text)  # 413 above MAX_TOKENS, before any state is computed
         tokens, rec, out = h.run_text(text)
         names = {n: int(rec[n].shape[-1]) for n in rec.streams}
         gstream = stream or default_stream(names)
@@ -160,13 +191,13 @@ def saliency(ex: Explorer, ref: str, text: str, target: int | str | None = None,
 
     if not text:
         raise bad("no text given", "type a text")
-    if len(text) > MAX_TEXT:
-        raise bad(f"the text has {len(text):,} characters", f"type at most {MAX_TEXT:,}")
-    steps = check_int("steps", steps, 0, 256)
+    check_text(text)
+    steps = check_int("steps", steps, 0, MAX_STEPS)
     h = ex.model(ref)
 
     def build():
-        tokens, ids = h.encode(text)
+        tokens, ids = encode_typed(h, text, MAX_SALIENCY_TOKENS)
+        batch = ig_batch(len(ids), len(h.itos) if h.kind != "classifier" else 1)
         x = torch.tensor([ids], dtype=torch.long)
         with h.lock, torch.no_grad():
             logits = h.forward_logits(x).double()
@@ -175,7 +206,7 @@ def saliency(ex: Explorer, ref: str, text: str, target: int | str | None = None,
             labels = h.labels or [str(i) for i in range(len(p))]
             tgt = int(np.argmax(p)) if target is None else _class_index(target, labels)
             with h.lock:
-                s = run_saliency(h.module, ids, target=tgt, score="logprob", steps=steps)
+                s = run_saliency(h.module, ids, target=tgt, score="logprob", steps=steps, batch_size=batch)
             label = labels[tgt] if tgt < len(labels) else str(tgt)
             prediction = [{"label": labels[i] if i < len(labels) else str(i), "prob": round(float(v), 6)}
                           for i, v in enumerate(p)]
@@ -183,7 +214,8 @@ def saliency(ex: Explorer, ref: str, text: str, target: int | str | None = None,
             p = torch.softmax(logits[0, -1], -1)
             tgt = int(p.argmax()) if target is None else _token_index(h, target)
             with h.lock:
-                s = run_saliency(h.module, ids, target=tgt, position=len(ids) - 1, score="logprob", steps=steps)
+                s = run_saliency(h.module, ids, target=tgt, position=len(ids) - 1, score="logprob", steps=steps,
+                                 batch_size=batch)
             label = h.decode([tgt])[0]
             top = p.topk(min(TOP, p.shape[0]))
             prediction = [{"label": t, "prob": round(float(v), 6)}

@@ -217,6 +217,8 @@ class Explorer:
         self._corpora: dict[str, Any] = {}
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._key_locks: dict[str, threading.Lock] = {}
+        self._load_locks: dict[str, threading.Lock] = {}  # model id -> lock held while its checkpoint loads
+        self._view_keys: dict[str, tuple[Any, list[str]]] = {}  # model id -> (corpus, its view recording keys)
         self.warm = warm  # precompute the default views once a view recording is ready
 
     # -- own models and data --------------------------------------------------------------
@@ -262,7 +264,10 @@ class Explorer:
         return None
 
     def model(self, ref: str) -> ModelHandle:
-        """The handle of a model (catalog name, id or prefix, or own model name); cached."""
+        """The handle of a model (catalog name, id or prefix, or own model name); cached.
+
+        A checkpoint is loaded outside the shared lock (other requests go on meanwhile), once: concurrent
+        callers of the same model wait on its load lock."""
         with self._lock:
             own = self._own_name(ref)
             if own is not None:
@@ -271,17 +276,32 @@ class Explorer:
                 if h is None:
                     h = self._handles[spec["id"]] = self._own_handle(own, spec)
                 return h
-            try:
-                row = self.catalog.find_model(ref)
-            except NotFound as e:
-                names = sorted({m["name"] for m in self.catalog.models()} | set(self._own_models))
-                raise NotFound(f"unknown model {ref!r}",
-                               f"known models: {', '.join(names)}" if names else
-                               "train one with `rnnvis train` or run `rnnvis demo`") from e
-            h = self._handles.get(row["id"])
-            if h is None:
-                h = self._handles[row["id"]] = self._catalog_handle(ref, row)
-            return h
+        try:
+            row = self.catalog.find_model(ref)
+        except NotFound as e:
+            names = sorted({m["name"] for m in self.catalog.models()} | set(self._own_models))
+            raise NotFound(f"unknown model {ref!r}",
+                           f"known models: {', '.join(names)}" if names else
+                           "train one with `rnnvis train` or run `rnnvis demo`") from e
+        mid = row["id"]
+        with self._lock:
+            h = self._handles.get(mid)
+            if h is not None:
+                return h
+            lk = self._load_locks.setdefault(mid, threading.Lock())
+        try:
+            with lk:
+                with self._lock:
+                    h = self._handles.get(mid)
+                if h is None:
+                    loaded = self._catalog_handle(ref, row)
+                    with self._lock:
+                        h = self._handles.setdefault(mid, loaded)
+        finally:
+            with self._lock:
+                if self._load_locks.get(mid) is lk:
+                    del self._load_locks[mid]
+        return h
 
     def _catalog_handle(self, ref: str, row: dict) -> ModelHandle:
         from ..recorder import load_model
@@ -384,13 +404,54 @@ class Explorer:
         return bool(idx) and "pos" in corpus.documents[idx[0]].meta and h.level == "word"
 
     # -- view recordings --------------------------------------------------------------------
+    def _own_options(self, h: ModelHandle) -> dict:
+        return {"streams": ["*"], "dtype": "float16", "window": VIEW_WINDOW, "max_tokens": self.max_tokens,
+                "max_len": CLASSIFY_MAX_LEN if h.kind == "classifier" else None, "own": True}
+
+    def _catalog_options(self, h: ModelHandle, max_tokens: int | None) -> dict:
+        """The options `record_model` (and `_record_catalog_on`) key a view recording by."""
+        return {"streams": ["*"], "dtype": "float16", "window": VIEW_WINDOW, "max_tokens": max_tokens,
+                "max_len": h.config["train"].get("max_len", 200) if h.kind == "classifier" else None}
+
+    def _view_keys_of(self, h: ModelHandle) -> list[str] | None:
+        """The catalog keys a view recording of `h` has, computed as the recording functions compute them
+        (model id, corpus fingerprint, split, split config, options); None when the view data is not known.
+        Catalog models also accept a recording of the whole split (`rnnvis record` without --max-tokens)."""
+        from ..recorder import recording_key
+
+        try:
+            corpus, idx = self.view_docs(h)
+        except RnnvisError:
+            return None
+        with self._lock:
+            hit = self._view_keys.get(h.id)
+        if hit is not None and hit[0] is corpus:
+            return hit[1]
+        fp = corpus.fingerprint()
+        if h.own:
+            keys = [recording_key(h.id, fp, h.split, {"docs": len(idx)}, self._own_options(h))]
+        else:
+            keys = [recording_key(h.id, fp, h.split, h.config["split"], self._catalog_options(h, mt))
+                    for mt in (self.max_tokens, None)]
+        with self._lock:
+            self._view_keys[h.id] = (corpus, keys)
+        return keys
+
     def _find_recording(self, h: ModelHandle):
-        """A complete recording of the model's view split with every stream, or None."""
+        """A complete recording of the model's view data (same data set and corpus fingerprint) with every
+        stream, or None."""
         from ..recording import Store
 
-        for r in reversed(self.catalog.recordings()):
-            if r["model_id"] != h.id or r["split"] != h.split:
-                continue
+        keys = self._view_keys_of(h)
+        if keys is None:
+            if h.own:
+                return None
+            # the catalog model's data is not available here: a recording of its data set by name
+            rows = [r for r in reversed(self.catalog.recordings())
+                    if r["model_id"] == h.id and r["split"] == h.split and r["dataset"] == h.dataset]
+        else:
+            rows = [r for r in map(self.catalog.get_recording, keys) if r is not None]
+        for r in rows:
             o = r["options"]
             if o.get("streams") != ["*"] or o.get("dtype") != "float16" or o.get("window") != VIEW_WINDOW:
                 continue
@@ -443,7 +504,7 @@ class Explorer:
         from .common import default_stream, store_tokens, word_pos
 
         store = self._stores[h.id]
-        steps = [lambda: store.stats, lambda: self.doc_index(h.ref), lambda: store_tokens(self, h.ref),
+        steps = [lambda: self.doc_index(h.ref), lambda: store_tokens(self, h.ref),
                  lambda: word_pos(self, h.ref),
                  lambda: memory.cocluster(self, h.ref, default_stream(store.meta["units"]))]
         for i, step in enumerate(steps):
@@ -489,7 +550,7 @@ class Explorer:
         ctx.progress(0.0, "preparing the batches")
         from ..data.registry import DATASETS
 
-        if h.dataset not in DATASETS:  # user data: own data given to the explorer, or the user's file
+        if h.dataset not in DATASETS or h.dataset in self._own_data:  # own data, or the user's file
             store = self._record_catalog_on(h, self.model_corpus(h.dataset, h.config), ctx)
             self._set_store(h, store)
             return _store_result(store)
@@ -509,8 +570,7 @@ class Explorer:
         idx = corpus.split(seed=cfg["split"]["seed"], fractions=tuple(cfg["split"]["fractions"]))[h.split]
         if not idx:
             raise RnnvisError(f"the {h.split} split of {corpus.name!r} is empty", "give more documents")
-        options = {"streams": ["*"], "dtype": "float16", "window": VIEW_WINDOW, "max_tokens": self.max_tokens,
-                   "max_len": cfg["train"].get("max_len", 200) if h.kind == "classifier" else None}
+        options = self._catalog_options(h, self.max_tokens)
         key = recording_key(h.id, corpus.fingerprint(), h.split, cfg["split"], options)
         cached = self.catalog.get_recording(key)
         if cached is not None and Path(cached["path"]).is_dir():
@@ -527,7 +587,9 @@ class Explorer:
         path = self.ws.recordings_dir / key
         meta = {"model_id": h.id, "model": h.name, "dataset": corpus.name, "split": h.split,
                 "level": h.level, "task": cfg.get("task"), "options": options, "key": key}
-        store = record_corpus(copy.deepcopy(h.module), batches, path, forward=forward, vocab_size=len(h.itos),
+        with h.lock:  # not while a typed text runs: the copy would carry its forward hooks
+            module = copy.deepcopy(h.module)
+        store = record_corpus(module, batches, path, forward=forward, vocab_size=len(h.itos),
                               progress=False, meta=meta, total_tokens=total, on_progress=self._progress(ctx))
         self.catalog.put_recording(key, h.id, corpus.name, h.split, options, path,
                                    info={"tokens": store.n_tokens, "streams": store.streams})
@@ -539,8 +601,7 @@ class Explorer:
 
         ctx.progress(0.0, "preparing the batches")
         corpus, idx = self.view_docs(h)
-        options = {"streams": ["*"], "dtype": "float16", "window": VIEW_WINDOW, "max_tokens": self.max_tokens,
-                   "max_len": CLASSIFY_MAX_LEN if h.kind == "classifier" else None, "own": True}
+        options = self._own_options(h)
         key = recording_key(h.id, corpus.fingerprint(), h.split, {"docs": len(idx)}, options)
         cached = self.catalog.get_recording(key)
         if cached is not None and Path(cached["path"]).is_dir():
@@ -551,7 +612,8 @@ class Explorer:
             path = self.ws.recordings_dir / key
             meta = {"model_id": h.id, "model": h.name, "dataset": corpus.name, "split": h.split,
                     "level": h.level, "task": h.kind, "options": options, "key": key}
-            module = copy.deepcopy(h.module)  # the served module stays free for typed texts
+            with h.lock:  # the served module stays free for typed texts; copied while none runs (hooks)
+                module = copy.deepcopy(h.module)
             store = record_corpus(module, batches, path, forward=lambda m, b: m(b["ids"]),
                                   vocab_size=len(h.itos), progress=False, meta=meta, total_tokens=total,
                                   on_progress=self._progress(ctx))
@@ -608,6 +670,18 @@ class Explorer:
             while len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
 
+    def _store_value(self, key: str, kind: str, h: ModelHandle, rk: str, params: dict, value: Any,
+                     persist: bool) -> None:
+        if persist:
+            self.catalog.put_analysis(key, kind, {"model": h.id, "recording": rk, **params}, value)
+        self._remember(key, value)
+
+    def peek(self, kind: str, ref: str, params: dict, persist: bool = True) -> Any | None:
+        """The cached result of (kind, ref, params) in memory (and the catalog when persist), or None.
+        Computes nothing and takes no per-key lock: it never waits for a running computation."""
+        h = self.model(ref)
+        return self._lookup(self._cache_key(kind, h, params), persist)
+
     def cached(self, kind: str, ref: str, params: dict, fn: Callable[[], Any], persist: bool = False) -> Any:
         """fn() memoised by (kind, model id, recording key, params): in memory, and in the catalog when persist.
 
@@ -619,17 +693,17 @@ class Explorer:
             return value
         with self._lock:
             lk = self._key_locks.setdefault(key, threading.Lock())
-        with lk:
-            value = self._lookup(key, persist)
-            if value is None:
-                with one_blas_thread():
-                    value = fn()
-                if persist:
-                    self.catalog.put_analysis(key, kind, {"model": h.id, "recording": self.recording_key(h),
-                                                          **params}, value)
-                self._remember(key, value)
-        with self._lock:
-            self._key_locks.pop(key, None)
+        try:
+            with lk:
+                value = self._lookup(key, persist)
+                if value is None:
+                    with one_blas_thread():
+                        value = fn()
+                    self._store_value(key, kind, h, self.recording_key(h), params, value, persist)
+        finally:  # also when fn fails: no lock is left behind
+            with self._lock:
+                if self._key_locks.get(key) is lk:
+                    del self._key_locks[key]
         return value
 
     def forget(self, kind: str, ref: str, params: dict) -> None:
@@ -639,9 +713,12 @@ class Explorer:
             self._cache.pop(key, None)
 
     def cached_job(self, kind: str, ref: str, params: dict, fn: Callable[[JobContext], Any], title: str,
-                   persist: bool = True, inline: bool = False) -> Any:
-        """Like `cached`, but a slow fn(ctx) runs as an analysis job: NotReady(job) until it is done.
-        `inline=True` (a small input) computes it in the caller's thread instead."""
+                   persist: bool = True, inline: bool = False, wait_s: float = 0.0) -> Any:
+        """Like `cached`, but a slow fn(ctx) runs as an analysis job: the result when cached or done within
+        `wait_s` seconds, else NotReady(job) (409). A job that failed while this call waited raises its
+        error; a later call starts it again. The job computes outside the per-key lock (`peek` never
+        waits for it) and stores the result when done. `inline=True` (a small input) computes it in the
+        caller's thread instead."""
         if inline:
             return self.cached(kind, ref, params, lambda: fn(_InlineContext()), persist=persist)
         h = self.model(ref)
@@ -650,23 +727,25 @@ class Explorer:
         if value is not None:
             return value
         rk = self.recording_key(h)
-        last = self.jobs.find(f"analysis:{key}")
-        if last is not None and last.status == "failed":
-            raise RnnvisError(last.error["error"], last.error["fix"])
 
         def run(ctx: JobContext):
-            with one_blas_thread():
-                value = fn(ctx)
-            if persist:
-                self.catalog.put_analysis(key, kind, {"model": h.id, "recording": rk, **params}, value)
-            self._remember(key, value)
-            return None
+            if self._lookup(key, persist) is None:
+                with one_blas_thread():
+                    value = fn(ctx)
+                self._store_value(key, kind, h, rk, params, value, persist)
+            return {"analysis": kind, "model": h.name}
 
-        job = self.jobs.submit("analysis", title, run, key=f"analysis:{key}", meta={"model": h.name})
+        # a running job of the key is shared; a finished (failed, cancelled) one is started again
+        job = self.jobs.submit("analysis", f"{title} of {h.name}", run, key=f"analysis:{key}",
+                               meta={"model": h.name})
+        if wait_s > 0:
+            job = self.jobs.wait(job.id, wait_s)
         if job.status == "done":
             value = self._lookup(key, persist)
             if value is not None:
                 return value
+        if job.status == "failed" and job.error:
+            raise RnnvisError(job.error.get("error") or f"the {title} failed", job.error.get("fix"))
         raise NotReady(job, h.name, what=title)
 
     # -- ModelInfo ------------------------------------------------------------------------
@@ -674,10 +753,10 @@ class Explorer:
         h = self.model(ref)
         store = self._ready_store(h)
         units = dict(store.meta["units"]) if store is not None else h.streams()
+        from .common import default_stream
+
         streams = [{"name": n, **parse_stream(n), "units": int(u)} for n, u in units.items()]
-        top = max((s["layer"] for s in streams), default=0)
-        hs = [s["name"] for s in streams if s["type"] == "h" and s["layer"] == top and s["direction"] == "fwd"]
-        default = hs[0] if hs else (streams[0]["name"] if streams else None)
+        default = default_stream(units) if units else None
         return {"ref": ref, "id": h.id, "name": h.name, "kind": h.kind, "level": h.level, "cell": h.cell,
                 "layers": h.layers, "hidden": h.hidden, "dataset": h.dataset, "split": h.split, "own": h.own,
                 "labels": h.labels, "streams": streams, "default_stream": default,

@@ -70,8 +70,11 @@ class RunMetricsOut(BaseModel):
 
 
 def _warm_imports() -> None:
-    """Import the analysis stack in the background so that the first view does not pay for it."""
+    """Import the analysis stack (torch, scikit-learn) so that the first view does not pay for it.
+
+    Runs at startup, before the server accepts requests (in a worker thread, off the event loop)."""
     try:
+        import sklearn.cluster  # noqa: F401 - co-clustering
         import rnnvis.analysis  # noqa: F401
         import rnnvis.models  # noqa: F401
         import rnnvis.recording  # noqa: F401
@@ -88,8 +91,8 @@ def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        # Load the analysis stack (torch, scikit-learn) before accepting requests, off the event loop,
-        # so that the first view a user opens does not pay for the imports.
+        # Load the analysis stack (torch, scikit-learn) in a worker thread and wait for it: startup
+        # takes longer, and requests are accepted only afterwards, so the first view does not pay.
         await asyncio.to_thread(_warm_imports)
         yield
         if own_explorer:

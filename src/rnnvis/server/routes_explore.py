@@ -14,20 +14,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ..errors import RnnvisError
+from ..explore.sentence import MAX_TEXT, TooLarge  # noqa: F401 - TooLarge: 413 (create_app)
 from ..explore.session import Explorer
 
-MAX_TEXT = 10_000  # characters of a typed text
 MAX_BODY = 1 << 20  # bytes of a request body
-
-
-class TooLarge(RnnvisError):
-    """A request over a size limit (HTTP 413)."""
-
-
-def check_text(text: str | None) -> None:
-    if text is not None and len(text) > MAX_TEXT:
-        raise TooLarge(f"the text has {len(text):,} characters, more than {MAX_TEXT:,}",
-                       f"send at most {MAX_TEXT:,} characters")
 
 
 class Threshold(BaseModel):
@@ -138,7 +128,6 @@ def explore_router(ex: Explorer) -> APIRouter:
 
     @r.post("/api/models/{ref}/sentence", tags=["explore"])
     def sentence(ref: str, body: SentenceIn) -> JSONResponse:
-        check_text(body.text)
         return _json(sent.sentence(ex, ref, text=body.text, doc=body.doc, start=body.start, stop=body.stop,
                                    streams=body.streams, k=body.k, stream=body.stream))
 
@@ -153,7 +142,6 @@ def explore_router(ex: Explorer) -> APIRouter:
 
     @r.post("/api/models/{ref}/saliency", tags=["explore"])
     def saliency(ref: str, body: SaliencyIn) -> JSONResponse:
-        check_text(body.text)
         return _json(sent.saliency(ex, ref, body.text, body.target, body.steps))
 
     @r.get("/api/models/{ref}/projection", tags=["explore"])
@@ -180,7 +168,12 @@ def explore_router(ex: Explorer) -> APIRouter:
 
 
 class BodyLimit:
-    """ASGI middleware: 413 with a JSON {error, fix} for a request body over `limit` bytes."""
+    """ASGI middleware: 413 with a JSON {error, fix} for a request body over `limit` bytes.
+
+    A body with a Content-Length is judged by it (the server holds the client to it); a chunked
+    body (no Content-Length) is read here first, at most `limit` bytes, and then handed on, so an
+    oversized one is answered 413 before the app (whose body parser would answer 400) sees it.
+    """
 
     def __init__(self, app, limit: int = MAX_BODY):
         self.app = app
@@ -190,37 +183,28 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            return await _too_large(self.limit)(scope, receive, send)
-        seen = 0
-        started = False
-
-        async def limited():
-            nonlocal seen
+        if length is not None:
+            if length.isdigit() and int(length) > self.limit:
+                return await _too_large(self.limit)(scope, receive, send)
+            return await self.app(scope, receive, send)
+        messages, seen = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge()
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away: let the app see it
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                return await _too_large(self.limit)(scope, receive, send)
+            if not message.get("more_body", False):
+                break
 
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def replay():
+            return messages.pop(0) if messages else await receive()
 
-        try:
-            await self.app(scope, limited, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _too_large(self.limit)(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 def _too_large(limit: int) -> JSONResponse:
     return JSONResponse({"error": f"the request body is larger than {limit // 1024} KiB",
-                         "fix": "send a shorter text (at most 10,000 characters)"}, status_code=413)
+                         "fix": f"send a shorter text (at most {MAX_TEXT:,} characters)"}, status_code=413)

@@ -5,6 +5,9 @@
 - When bound to anything but loopback, every request needs the access token,
   given once as ?token=... (then kept in a cookie) or as `Authorization: token ...`.
 - No CORS headers are ever sent, so other origins cannot read our responses.
+- /api requests sent by a page of another site are refused (an `Origin` header whose host is not
+  one of ours, or `Sec-Fetch-Site: cross-site`): without a token on loopback, a foreign page could
+  otherwise start recordings and analyses with a no-cors fetch or an <img>, blind but effective.
 """
 from __future__ import annotations
 
@@ -43,6 +46,12 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+def origin_host(origin: str) -> str:
+    """The host part of an Origin header: 'http://a:8000' -> 'a'; 'null' -> 'null'."""
+    netloc = origin.split("://", 1)[1] if "://" in origin else origin
+    return host_name(netloc.split("/", 1)[0])
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(24)
 
@@ -61,11 +70,15 @@ class GuardMiddleware(BaseHTTPMiddleware):
             return JSONResponse({"error": f"host {host!r} is not allowed",
                                  "fix": "open rnnvis through the address it printed at start"},
                                 status_code=403)
+        if request.url.path.startswith("/api") and self._cross_site(request, host):
+            return JSONResponse({"error": "requests from other web sites are not allowed",
+                                 "fix": "use rnnvis through the address it printed at start, not from another page"},
+                                status_code=403)
         if self.token:
             given = (request.query_params.get("token")
                      or request.cookies.get(COOKIE)
                      or request.headers.get("authorization", "").removeprefix("token ").strip())
-            if not given or not hmac.compare_digest(given, self.token):
+            if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
                 return JSONResponse({"error": "missing or wrong access token",
                                      "fix": "open the URL with ?token=... that `rnnvis serve` printed"},
                                     status_code=401)
@@ -74,3 +87,12 @@ class GuardMiddleware(BaseHTTPMiddleware):
                 response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
             return response
         return await call_next(request)
+
+    def _cross_site(self, request: Request, host: str) -> bool:
+        """Sent by a page of another origin (the browser says so; other clients send neither header)."""
+        if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+            return True
+        origin = request.headers.get("origin")
+        if origin is None:
+            return False
+        return origin_host(origin.strip()) not in (self.hosts if self.hosts is not None else {host})
