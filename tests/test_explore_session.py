@@ -190,3 +190,19 @@ def test_aligned_is_keyed_by_both_recordings(ex, monkeypatch):
     cmp.aligned(ex, "wlm", "wlm")
     assert ("aligned", {"with": h.id, "with_recording": ex.recording_key(h)}) in seen
     assert ex.info("wlm")["default_stream"] == "layer0.fwd.h"
+
+
+def test_an_own_model_with_a_catalog_models_weights_keeps_its_own_handle(tmp_path):
+    """Same weights, other name (and tokenizer): a separate handle and id, never the catalog model's."""
+    from explore_support import make_explorer
+
+    ex = make_explorer(tmp_path / "home", planted_n=5)
+    try:
+        catalog_h = ex.model("clf")
+        ex.add_model("clf-own", catalog_h.module, tokenizer=catalog_h.tokenizer, kind="classifier",
+                     data="reviews")
+        own_h = ex.model("clf-own")
+        assert own_h is not catalog_h and own_h.own and not catalog_h.own
+        assert own_h.id != catalog_h.id and ex.model("clf") is catalog_h
+    finally:
+        ex.jobs.shutdown()

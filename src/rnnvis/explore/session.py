@@ -232,7 +232,10 @@ class Explorer:
                               "pass the model object itself")
         tok = _tokenizer_adapter(tokenizer, encode, itos, level)
         module = module.to("cpu").eval()
-        mid = weights_id(module)
+        # The id covers the name as well as the weights: an own model is its module *and* its
+        # tokenizer, and must never share a handle or a view recording with a catalog model (or
+        # another own model) built from the same weights.
+        mid = hashlib.sha256(f"own:{name}:{weights_id(module)}".encode()).hexdigest()
         with self._lock:
             self._own_models[name] = {"module": module, "tokenizer": tok, "kind": kind, "id": mid,
                                       "labels": list(labels) if labels is not None else None, "data": data,
