@@ -174,10 +174,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import prepare_demo
 
     ws, cat = _open(args)
-    prepare_demo(ws, cat, only=args.only, device=args.device)
+    rows = prepare_demo(ws, cat, only=args.only, device=args.device)
+    _prepare_view_recordings(ws, cat, [r["model"] for r in rows if r["status"] == "ready"])
     if args.no_serve:
         return 0
     return cmd_serve(args)
+
+
+def _prepare_view_recordings(ws: Workspace, cat, names: list[str]) -> None:
+    """Make the web app's view recording of each demo model now (once; cached), so that the first
+    visit to a model does not wait for it."""
+    from .explore.session import Explorer
+
+    ex = Explorer(ws, cat, warm=False)
+    try:
+        for name in names:
+            job = ex.jobs.wait(ex.start_recording(name).id)
+            if job.status != "done":
+                err = job.error or {}
+                raise RnnvisError(f"the view recording of {name} failed: {err.get('error', job.status)}",
+                                  err.get("fix") or "run `rnnvis demo` again")
+            print(f"rnnvis: view recording of {name} ready", file=sys.stderr, flush=True)
+    finally:
+        ex.jobs.shutdown()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
