@@ -156,35 +156,31 @@ export function bandLayout(
   // shrink factor so that the bands fit every box they touch
   let shrink = 1
   const sumAt = (key: 'i' | 'j', id: number) => raw.filter((b) => b[key] === id).reduce((a, b) => a + b.width, 0)
-  for (const c of chips) {
-    const s = sumAt('i', c.id)
-    if (s > c.h) shrink = Math.min(shrink, c.h / s)
-  }
-  for (const c of clouds) {
-    const s = sumAt('j', c.id)
-    if (s > c.h) shrink = Math.min(shrink, c.h / s)
+  for (const [key, boxes] of [['i', chips], ['j', clouds]] as const) {
+    for (const c of boxes) {
+      const s = sumAt(key, c.id)
+      if (s > c.h) shrink = Math.min(shrink, c.h / s)
+    }
   }
   raw.forEach((b) => (b.width *= shrink))
 
-  const sy = new Map<string, number>()
-  const ty = new Map<string, number>()
   const key = (b: { i: number; j: number }) => `${b.i}:${b.j}`
-  for (const c of chips) {
-    const mine = raw.filter((b) => b.i === c.id).sort((a, b) => clouds[cloudIdx.get(a.j)!].y - clouds[cloudIdx.get(b.j)!].y)
-    let y = c.y + c.h / 2 - mine.reduce((a, b) => a + b.width, 0) / 2
-    for (const b of mine) {
-      sy.set(key(b), y + b.width / 2)
-      y += b.width
+  /** Centre y of each band where it meets its box on one side: bands stacked, centred on the box,
+   * ordered by the y of the box at their other end. */
+  const stack = (own: 'i' | 'j', boxes: Box[], otherY: (b: (typeof raw)[number]) => number) => {
+    const at = new Map<string, number>()
+    for (const c of boxes) {
+      const mine = raw.filter((b) => b[own] === c.id).sort((a, b) => otherY(a) - otherY(b))
+      let y = c.y + c.h / 2 - mine.reduce((a, b) => a + b.width, 0) / 2
+      for (const b of mine) {
+        at.set(key(b), y + b.width / 2)
+        y += b.width
+      }
     }
+    return at
   }
-  for (const c of clouds) {
-    const mine = raw.filter((b) => b.j === c.id).sort((a, b) => chips[chipIdx.get(a.i)!].y - chips[chipIdx.get(b.i)!].y)
-    let y = c.y + c.h / 2 - mine.reduce((a, b) => a + b.width, 0) / 2
-    for (const b of mine) {
-      ty.set(key(b), y + b.width / 2)
-      y += b.width
-    }
-  }
+  const sy = stack('i', chips, (b) => clouds[cloudIdx.get(b.j)!].y)
+  const ty = stack('j', clouds, (b) => chips[chipIdx.get(b.i)!].y)
   return raw.map((b) => {
     const chip = chips[chipIdx.get(b.i)!]
     const cloud = clouds[cloudIdx.get(b.j)!]
