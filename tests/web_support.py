@@ -6,9 +6,6 @@ by Playwright through `executable_path`; Playwright's own browser download is ne
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,12 +29,6 @@ REVIEWS = [("a wonderful and moving film", "pos"), ("great acting and a clever s
 
 def chromium_available() -> bool:
     return Path(CHROMIUM).exists()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_workspace(home: Path) -> Path:
@@ -78,31 +69,16 @@ def own_data(home: Path) -> dict:
 
 
 @contextlib.contextmanager
-def live_server(home: Path, app=None, data: dict | None = None):
-    """Serve the app of workspace `home` on a free loopback port in a thread; yields the base URL.
-    `data`: own data {name: texts, path or Corpus} given to the server's Explorer."""
-    import uvicorn
+def live_server(home: Path, data: dict | None = None):
+    """Serve the app of workspace `home` on a free loopback port, as `rnnvis.serve(block=False)` does
+    for a user; yields the base URL. `data`: own data {name: texts, path or Corpus}."""
+    import rnnvis
 
-    from rnnvis.server import create_app
-    from rnnvis.workspace import Workspace
-
-    port = free_port()
-    app = app or create_app(Workspace.open(home), host="127.0.0.1")
-    for name, texts in (data or {}).items():
-        app.state.explorer.add_data(name, texts)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline:
-            raise RuntimeError("the test server did not start within 30 s")
-        time.sleep(0.05)
+    server = rnnvis.serve(home=home, data=data, port=0, block=False, quiet=True)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.url.split("?")[0].rstrip("/")
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.stop()
 
 
 @contextlib.contextmanager
