@@ -1,6 +1,6 @@
 // @vitest-environment node
 import { describe, it, expect, vi, afterEach } from 'vitest'
-import { ApiError, api, parseError, queryString, withRecording, type Job } from './api'
+import { ApiError, api, parseError, queryString, readsRecording, setSplitSource, withRecording, type Job } from './api'
 
 const job = (over: Partial<Job> = {}): Job => ({
   id: 'j1', kind: 'record', title: 'Recording', status: 'running', progress: 0.2, message: 'batch 1',
@@ -113,5 +113,40 @@ describe('withRecording', () => {
   it('passes other errors through unchanged', async () => {
     const err = new ApiError(400, 'bad k', 'use k >= 2')
     await expect(withRecording('m', () => Promise.reject(err))).rejects.toBe(err)
+  })
+})
+
+describe('the chosen split', () => {
+  afterEach(() => setSplitSource(() => ''))
+
+  it('goes with every request that reads a view recording, and only with those', async () => {
+    let split = 'valid'
+    setSplitSource(() => split)
+    const urls: string[] = []
+    vi.stubGlobal('fetch', vi.fn((url: string) => {
+      urls.push(url)
+      return reply(200, {})
+    }))
+    await api.cocluster('m', { stream: 'layer0.fwd.c' })
+    await api.sentence('m', { doc: 3 })
+    await api.compare('a', 'b')
+    await api.record('m')
+    await api.models()
+    await api.jobs()
+    split = ''
+    await api.info('m')
+    expect(urls).toEqual([
+      '/api/models/m/cocluster?stream=layer0.fwd.c&split=valid', '/api/models/m/sentence?split=valid',
+      '/api/compare?a=a&b=b&split=valid', '/api/models/m/record?split=valid', '/api/models', '/api/jobs',
+      '/api/models/m/info',
+    ])
+  })
+
+  it('knows which routes read a recording', () => {
+    expect(readsRecording('/api/models/m/info')).toBe(true)
+    expect(readsRecording('/api/models/m')).toBe(false)
+    expect(readsRecording('/api/models')).toBe(false)
+    expect(readsRecording('/api/compare/tokens')).toBe(true)
+    expect(readsRecording('/api/jobs/j1')).toBe(false)
   })
 })

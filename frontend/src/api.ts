@@ -31,6 +31,8 @@ export interface Job {
 
 export interface JobMeta {
   model?: string
+  /** the split a recording (or an analysis) reads */
+  split?: string
   run_id?: number
   [key: string]: unknown
 }
@@ -118,6 +120,7 @@ export interface RecordingInfo {
 }
 
 export interface ModelInfo {
+  /** the split this info (and its recording) is about; `splits`: every split the app can read */
   ref: string
   id: string
   name: string
@@ -128,6 +131,8 @@ export interface ModelInfo {
   hidden: number
   dataset: string
   split: string
+  splits: string[]
+  default_split: string
   own: boolean
   labels: string[] | null
   streams: StreamInfo[]
@@ -545,6 +550,22 @@ export function setApiBase(base: string): void {
 
 export type Query = Record<string, string | number | boolean | null | undefined | (string | number)[]>
 
+let splitSource: () => string = () => ''
+/**
+ * Where the views' split comes from (the app wires it to `state.split`): every request about one
+ * model's views (`/api/models/{ref}/...`) and every compare request carries it as `?split=`.
+ */
+export function setSplitSource(fn: () => string): void {
+  splitSource = fn
+}
+/** The split the views read now ('' = each model's default). */
+export const currentSplit = (): string => splitSource()
+
+/** Whether `path` is a route that reads a view recording (and so takes `split`). */
+export function readsRecording(path: string): boolean {
+  return /^\/api\/models\/[^/]+\/./.test(path) || path.startsWith('/api/compare')
+}
+
 /** Build a query string, dropping null/undefined/empty values; arrays are comma-joined. */
 export function queryString(q: Query = {}): string {
   const parts: string[] = []
@@ -559,7 +580,8 @@ export function queryString(q: Query = {}): string {
 async function request<T>(method: string, path: string, query?: Query, body?: unknown, signal?: AbortSignal): Promise<T> {
   let res: Response
   try {
-    res = await fetch(`${apiBase}${path}${queryString(query)}`, {
+    const q = readsRecording(path) ? { ...query, split: currentSplit() } : query
+    res = await fetch(`${apiBase}${path}${queryString(q)}`, {
       method,
       headers: body !== undefined ? { 'Content-Type': 'application/json' } : undefined,
       body: body !== undefined ? JSON.stringify(body) : undefined,

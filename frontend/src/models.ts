@@ -1,6 +1,6 @@
 /** Shared, cached model catalogue and ModelInfo per ref (reactive). */
 import { reactive } from 'vue'
-import { api, type ApiError, type ModelInfo, type ModelSummary } from './api'
+import { api, currentSplit, type ApiError, type ModelInfo, type ModelSummary } from './api'
 import { toApiError } from './useApi'
 
 export const catalog = reactive({
@@ -58,19 +58,24 @@ export async function loadModels(): Promise<void> {
 
 const pending: Record<string, Promise<ModelInfo | undefined> | undefined> = {}
 
-/** ModelInfo of `ref`, fetched once (pass force to refresh, e.g. after a recording finished). */
+/**
+ * ModelInfo of `ref` on the current split, fetched once (pass force to refresh, e.g. after a
+ * recording finished or another split was chosen). An answer for a split no longer chosen is dropped.
+ */
 export function loadInfo(ref: string, force = false): Promise<ModelInfo | undefined> {
   if (!ref) return Promise.resolve(undefined)
   if (!force && pending[ref]) return pending[ref]!
+  const split = currentSplit()
   const p = api
     .info(ref)
     .then((info) => {
+      if (split !== currentSplit()) return catalog.info[ref]
       catalog.info[ref] = info
       catalog.infoError[ref] = undefined
       return info
     })
     .catch((e) => {
-      catalog.infoError[ref] = toApiError(e)
+      if (split === currentSplit()) catalog.infoError[ref] = toApiError(e)
       pending[ref] = undefined
       return undefined
     })

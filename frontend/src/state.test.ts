@@ -20,6 +20,13 @@ describe('URL state', () => {
     expect(decodeState(qs)).toEqual(s)
   })
 
+  it('holds the chosen split, and leaves the default split out of the URL', () => {
+    const s = { ...defaultState(), model: 'm', split: 'valid' }
+    expect(encodeState(s)).toBe('?model=m&split=valid')
+    expect(decodeState('?model=m&split=valid').split).toBe('valid')
+    expect(encodeState({ ...s, split: '' })).toBe('?model=m')
+  })
+
   it('keeps unit 0 (a falsy value different from the default null)', () => {
     const s = defaultState()
     s.unit = 0

@@ -12,6 +12,8 @@ export interface AppState {
   model: string
   model_b: string
   compare: boolean
+  /** the split whose view recording the views read (train | valid | test | own); '' = the model's default */
+  split: string
   /** stream name, e.g. layer0.fwd.h; '' = the model's default stream */
   stream: string
   /** number of co-clusters; null = server default */
@@ -54,6 +56,7 @@ export const FIELDS: Record<Exclude<keyof AppState, 'extra'>, Kind> = {
   model: 'str',
   model_b: 'str',
   compare: 'bool',
+  split: 'str',
   stream: 'str',
   k: 'int',
   word: 'str',
@@ -83,6 +86,7 @@ export function defaultState(): AppState {
     model: '',
     model_b: '',
     compare: false,
+    split: '',
     stream: '',
     k: null,
     word: '',

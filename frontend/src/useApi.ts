@@ -4,7 +4,7 @@
  * for ChartFrame.
  */
 import { ref, shallowRef, watch, onBeforeUnmount, type Ref, type ShallowRef } from 'vue'
-import { ApiError, withRecording, type Job } from './api'
+import { ApiError, currentSplit, withRecording, type Job } from './api'
 
 export interface Loader<T> {
   data: ShallowRef<T | null>
@@ -71,6 +71,7 @@ export function useLoad<T, K>(
     }
   }
 
-  watch(() => JSON.stringify([model(), key()]), () => void run(), { immediate: opts.immediate ?? true })
+  // the split is part of every request's key: choosing another one reloads every view
+  watch(() => JSON.stringify([model(), currentSplit(), key()]), () => void run(), { immediate: opts.immediate ?? true })
   return { data, loading, error, job, reload: run }
 }

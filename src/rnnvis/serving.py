@@ -78,7 +78,7 @@ def _add_models(ex, models: Mapping[str, Any] | None) -> None:
         ex.add_model(name, module, **kwargs)
 
 
-def _explorer(models, data, home, max_tokens: int):
+def _explorer(models, data, home, max_tokens: int | None):
     from .catalog import Catalog
     from .explore.session import Explorer
     from .workspace import Workspace
@@ -103,8 +103,11 @@ def _bound_port(server) -> int | None:
 
 def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, home=None,
           host: str = "127.0.0.1", port: int = 8000, block: bool = True, token: str | None = None,
-          max_tokens: int = 200_000, quiet: bool = False) -> "Server | None":
+          max_tokens: int | None = None, quiet: bool = False) -> "Server | None":
     """Serve the web app with the workspace's models and your own (see the module docstring).
+
+    The views read a view recording of each model: a whole split of its data (the test split
+    unless chosen in the app), or at most `max_tokens` tokens of it.
 
     `port=0` picks a free port. A non-loopback `host` always gets an access token (printed in the
     URL). `block=False` returns a running `Server`; `block=True` serves until Ctrl-C and returns None.

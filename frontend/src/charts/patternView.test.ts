@@ -27,7 +27,7 @@ const MATCHES = {
 function info(): ModelInfo {
   return {
     ref: 'm', id: 'x', name: 'm', kind: 'lm', level: 'word', cell: 'lstm', layers: 1, hidden: 4, dataset: 'd',
-    split: 'test', own: false, labels: null,
+    split: 'test', splits: ['train', 'valid', 'test'], default_split: 'test', own: false, labels: null,
     streams: [{ name: STREAM, layer: 0, direction: 'fwd', type: 'h', gate: null, units: 4 }],
     default_stream: STREAM, recording: { status: 'ready', tokens: 100, documents: 2, job: null }, has_pos: true, run_id: null,
   }

@@ -7,7 +7,7 @@ import type { ModelInfo, Training } from '../api'
 
 const info = {
   ref: 'm', id: 'x', name: 'm', kind: 'lm', level: 'word', cell: 'rnn', layers: 1, hidden: 3, dataset: 'lines',
-  split: 'test', own: false, labels: null, default_stream: 'layer0.fwd.h', has_pos: false, run_id: 7, streams: [],
+  split: 'test', splits: ['train', 'valid', 'test'], default_split: 'test', own: false, labels: null, default_stream: 'layer0.fwd.h', has_pos: false, run_id: 7, streams: [],
   recording: { status: 'ready', tokens: 10, documents: 1, job: null },
 } as ModelInfo
 const curves: Training['curves'] = [{ split: 'valid', key: 'loss', points: [{ step: 1, epoch: 1, value: 2 }, { step: 2, epoch: 2, value: 1 }] }]

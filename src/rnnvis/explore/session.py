@@ -2,10 +2,16 @@
 
 `Explorer` is what the server holds. `Explorer.model(ref)` gives a `ModelHandle` (the module in
 eval mode on the CPU, its tokenizer and what the views need to know about it); `Explorer.store(ref)`
-the model's **view recording** (the test split of its data set, or the own data given to
-`rnnvis.serve`, capped at `max_tokens`), made once by a background job: until it is ready,
-`store` raises `NotReady` carrying that job (HTTP 409). `Explorer.cached` memoises results in an
-in-memory LRU and, with `persist=True`, in the catalog's analyses table.
+the model's **view recording**: one split of its data set (the test split unless another is
+chosen; the own data given to `rnnvis.serve` is one split, "own"), the whole split unless
+`max_tokens` caps it, made once by a background job: until it is ready, `store` raises `NotReady`
+carrying that job (HTTP 409). `Explorer.cached` memoises results in an in-memory LRU and, with
+`persist=True`, in the catalog's analyses table, keyed by the recording they read.
+
+The split a view reads travels with the model reference: `Explorer.view(ref, split)` checks the
+split and returns a `ViewRef` (a str: the ref itself, carrying `.data_split`), which every view
+function passes on unchanged, so `model`, `store`, `cached` and `doc_index` of that ref all
+answer for that split; `model(view_ref).split` is the split.
 """
 from __future__ import annotations
 
@@ -39,6 +45,26 @@ class NotReady(RnnvisError):
         super().__init__(f"{what} of {name!r} is being made ({job.status}, {job.progress:.0%})",
                          f"wait for job {job.id} (GET /api/jobs/{job.id}) to finish, then retry")
         self.job = job
+
+
+class ViewRef(str):
+    """A model reference (name, id or prefix) together with the split whose recording the views read
+    (`.data_split`; not `.split`, which stays str.split)."""
+
+    data_split: str | None
+
+    def __new__(cls, ref: str, split: str | None = None):
+        self = super().__new__(cls, ref)
+        self.data_split = split
+        return self
+
+    def __repr__(self) -> str:
+        return f"ViewRef({str(self)!r}, split={self.data_split!r})"
+
+
+def split_of(ref: str) -> str | None:
+    """The split a (view) reference asks for; None: the model's default split."""
+    return ref.data_split if isinstance(ref, ViewRef) else None
 
 
 class EncodeTokenizer:
@@ -128,7 +154,31 @@ class ModelHandle:
         self.layers = sum(getattr(t.module, "num_layers", 1) for t in targets)
         self.hidden = int(getattr(first, "hidden_size", 0))
         self.lock = threading.RLock()  # the module is hooked while it runs: one caller at a time
-        self._streams: dict[str, int] | None = None
+        self._streams: dict[str, dict[str, int]] = {}  # shared with the handles of other splits
+        self.default_split = split
+
+    @property
+    def view_ref(self) -> ViewRef:
+        """The reference of this model on this split, for the view functions."""
+        return ViewRef(self.ref, self.split)
+
+    def on_split(self, split: str) -> "ModelHandle":
+        """The same model (module, lock, tokenizer shared) as seen on another split of its data."""
+        if split == self.split:
+            return self
+        other = copy.copy(self)
+        other.split = split
+        return other
+
+    def forward(self, module: torch.nn.Module, batch: dict):
+        """Run `module` (this model's module or a copy) on a recording batch, as `record_corpus` and
+        `recompute` call it: a catalog LM returns (logits, state), a catalog classifier takes the
+        lengths too, an own model takes the ids alone."""
+        if self.own:
+            return module(batch["ids"])
+        if self.kind == "classifier":
+            return module(batch["ids"], batch["lengths"])
+        return module(batch["ids"])[0]
 
     @property
     def itos(self) -> list[str]:
@@ -175,13 +225,13 @@ class ModelHandle:
 
     def streams(self) -> dict[str, int]:
         """{stream name: units} of every stream (from a one-token run)."""
-        if self._streams is None:
+        if "all" not in self._streams:
             from ..recording import record
 
             with self.lock, torch.no_grad():
                 _, rec = record(self.module, torch.zeros((1, 2), dtype=torch.long) + min(4, len(self.itos) - 1))
-            self._streams = {n: int(rec[n].shape[-1]) for n in rec.streams}
-        return self._streams
+            self._streams["all"] = {n: int(rec[n].shape[-1]) for n in rec.streams}
+        return self._streams["all"]
 
 
 def _as_corpus(name: str, texts, ws: Workspace):
@@ -201,24 +251,28 @@ def _as_corpus(name: str, texts, ws: Workspace):
 class Explorer:
     """Models, view recordings, jobs and caches behind the exploration views."""
 
-    def __init__(self, ws: Workspace, catalog: Catalog, jobs: JobManager | None = None, max_tokens: int = 200_000,
-                 device: str = "cpu", warm: bool = True):
-        if max_tokens < 1:
-            raise RnnvisError(f"max_tokens={max_tokens} must be positive", "use e.g. 200000")
+    def __init__(self, ws: Workspace, catalog: Catalog, jobs: JobManager | None = None,
+                 max_tokens: int | None = None, device: str = "cpu", warm: bool = True):
+        """`max_tokens`: cap of a view recording (None: the whole split)."""
+        if max_tokens is not None and (isinstance(max_tokens, bool) or int(max_tokens) != max_tokens
+                                       or max_tokens < 1):
+            raise RnnvisError(f"max_tokens={max_tokens!r} must be a positive whole number",
+                              "use e.g. 200000, or None for the whole split")
         self.ws, self.catalog = ws, catalog
         self.jobs = jobs or JobManager()
-        self.max_tokens = int(max_tokens)
+        self.max_tokens = None if max_tokens is None else int(max_tokens)
         self.device = device
         self._lock = threading.RLock()
         self._own_models: dict[str, dict] = {}
         self._own_data: dict[str, Any] = {}
-        self._handles: dict[str, ModelHandle] = {}  # by model id
-        self._stores: dict[str, Any] = {}  # model id -> Store
+        self._handles: dict[str, ModelHandle] = {}  # by model id (on the model's default split)
+        self._split_handles: dict[tuple[str, str], ModelHandle] = {}  # (model id, split) -> handle
+        self._stores: dict[tuple[str, str], Any] = {}  # (model id, split) -> Store
         self._corpora: dict[str, Any] = {}
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._key_locks: dict[str, threading.Lock] = {}
         self._load_locks: dict[str, threading.Lock] = {}  # model id -> lock held while its checkpoint loads
-        self._view_keys: dict[str, tuple[Any, list[str]]] = {}  # model id -> (corpus, its view recording keys)
+        self._view_keys: dict[tuple[str, str], tuple[Any, list[str]]] = {}  # (id, split) -> (corpus, keys)
         self.warm = warm  # precompute the default views once a view recording is ready
 
     # -- own models and data --------------------------------------------------------------
@@ -241,7 +295,9 @@ class Explorer:
                                       "labels": list(labels) if labels is not None else None, "data": data,
                                       "level": level or getattr(tok, "level", "word")}
             self._handles.pop(mid, None)
-            self._stores.pop(mid, None)
+            for d in (self._stores, self._split_handles, self._view_keys):
+                for k in [k for k in d if k[0] == mid]:
+                    del d[k]
 
     def add_data(self, name: str, texts) -> None:
         """Own texts for own models: a list of strings, a path to user data, or an rnnvis Corpus."""
@@ -267,10 +323,40 @@ class Explorer:
         return None
 
     def model(self, ref: str) -> ModelHandle:
-        """The handle of a model (catalog name, id or prefix, or own model name); cached.
+        """The handle of a model (catalog name, id or prefix, or own model name) on the split `ref`
+        asks for (a `ViewRef`; a plain ref: the model's default split); cached."""
+        h = self._base_model(ref)
+        split = split_of(ref)
+        if split is None or split == h.split:
+            return h
+        with self._lock:
+            return self._split_handles.setdefault((h.id, split), h.on_split(split))
+
+    def splits(self, ref: str) -> list[str]:
+        """The splits whose recording the views can read: the data set's train/valid/test, or "own"
+        for the own data given to an own model."""
+        from ..data.corpus import SPLITS
+
+        h = self._base_model(ref)
+        return ["own"] if h.split == "own" else list(SPLITS)
+
+    def view(self, ref: str, split: str | None = None) -> str:
+        """`ref` reading the recording of `split` (None: the model's default split); 404 for a split
+        the model's data does not have."""
+        if split is None or split == "":
+            return ViewRef(str(ref), None)
+        names = self.splits(ref)
+        if split not in names:
+            h = self._base_model(ref)
+            raise NotFound(f"unknown split {split!r} of {h.name}", f"choose split={' or '.join(names)}")
+        return ViewRef(str(ref), split)
+
+    def _base_model(self, ref: str) -> ModelHandle:
+        """The handle of a model on its default split; loaded once.
 
         A checkpoint is loaded outside the shared lock (other requests go on meanwhile), once: concurrent
         callers of the same model wait on its load lock."""
+        ref = str(ref)
         with self._lock:
             own = self._own_name(ref)
             if own is not None:
@@ -394,7 +480,7 @@ class Explorer:
             corpus = self.corpus(data)
             if data in self._own_data:
                 return corpus, list(range(len(corpus)))
-            return corpus, corpus.split()["test"]
+            return corpus, corpus.split()[h.split]
         corpus = self.model_corpus(h.dataset, h.config)
         s = h.config["split"]
         return corpus, corpus.split(seed=s["seed"], fractions=tuple(s["fractions"]))[h.split]
@@ -427,7 +513,7 @@ class Explorer:
         except RnnvisError:
             return None
         with self._lock:
-            hit = self._view_keys.get(h.id)
+            hit = self._view_keys.get((h.id, h.split))
         if hit is not None and hit[0] is corpus:
             return hit[1]
         fp = corpus.fingerprint()
@@ -435,9 +521,9 @@ class Explorer:
             keys = [recording_key(h.id, fp, h.split, {"docs": len(idx)}, self._own_options(h))]
         else:
             keys = [recording_key(h.id, fp, h.split, h.config["split"], self._catalog_options(h, mt))
-                    for mt in (self.max_tokens, None)]
+                    for mt in dict.fromkeys((self.max_tokens, None))]
         with self._lock:
-            self._view_keys[h.id] = (corpus, keys)
+            self._view_keys[(h.id, h.split)] = (corpus, keys)
         return keys
 
     def _find_recording(self, h: ModelHandle):
@@ -459,7 +545,8 @@ class Explorer:
             if o.get("streams") != ["*"] or o.get("dtype") != "float16" or o.get("window") != VIEW_WINDOW:
                 continue
             mt = o.get("max_tokens")
-            whole = mt is None and int(r["info"].get("tokens", 1 << 62)) <= self.max_tokens
+            whole = mt is None and (self.max_tokens is None
+                                    or int(r["info"].get("tokens", 1 << 62)) <= self.max_tokens)
             if (mt == self.max_tokens or whole) and Path(r["path"]).is_dir():
                 try:
                     return Store(r["path"])
@@ -481,11 +568,11 @@ class Explorer:
                 "job": job.to_json() if job is not None else None}
 
     def _job_key(self, h: ModelHandle) -> str:
-        return f"record:{h.id}:{self.max_tokens}"
+        return f"record:{h.id}:{h.split}:{self.max_tokens}"
 
     def _ready_store(self, h: ModelHandle):
         with self._lock:
-            store = self._stores.get(h.id)
+            store = self._stores.get((h.id, h.split))
         if store is None:
             store = self._find_recording(h)
             if store is not None:
@@ -494,22 +581,23 @@ class Explorer:
 
     def _set_store(self, h: ModelHandle, store) -> None:
         with self._lock:
-            if h.id in self._stores:
+            if (h.id, h.split) in self._stores:
                 return
-            self._stores[h.id] = store
+            self._stores[(h.id, h.split)] = store
         if self.warm:
-            self.jobs.submit("analysis", f"prepare the views of {h.name}", lambda ctx: self._warm_up(h, ctx),
-                             key=f"warm:{h.id}", meta={"model": h.name})
+            self.jobs.submit("analysis", f"prepare the views of {h.name} ({h.split} split)",
+                             lambda ctx: self._warm_up(h, ctx), key=f"warm:{h.id}:{h.split}",
+                             meta={"model": h.name, "split": h.split})
 
     def _warm_up(self, h: ModelHandle, ctx: JobContext) -> None:
         """Compute what the first views need (tokens, documents, the default co-clustering)."""
         from . import memory
         from .common import default_stream, store_tokens, word_pos
 
-        store = self._stores[h.id]
-        steps = [lambda: self.doc_index(h.ref), lambda: store_tokens(self, h.ref),
-                 lambda: word_pos(self, h.ref),
-                 lambda: memory.cocluster(self, h.ref, default_stream(store.meta["units"]))]
+        store = self._stores[(h.id, h.split)]
+        ref = h.view_ref
+        steps = [lambda: self.doc_index(ref), lambda: store_tokens(self, ref), lambda: word_pos(self, ref),
+                 lambda: memory.cocluster(self, ref, default_stream(store.meta["units"]))]
         for i, step in enumerate(steps):
             ctx.progress(i / len(steps))
             try:
@@ -522,14 +610,19 @@ class Explorer:
         h = self.model(ref)
         key = self._job_key(h)
         store = self._ready_store(h)
-        title = f"record {h.name} ({h.split} split, up to {self.max_tokens:,} tokens)"
+        size = "whole split" if self.max_tokens is None else f"up to {self.max_tokens:,} tokens"
+        title = f"record {h.name} ({h.split} split, {size})"
         if store is not None:
             return self.jobs.add_done("record", title, _store_result(store), key=key)
         fn = self._record_own if h.own else self._record_catalog
-        return self.jobs.submit("record", title, lambda ctx: fn(h, ctx), key=key, meta={"model": h.name})
+        return self.jobs.submit("record", title, lambda ctx: fn(h, ctx), key=key,
+                                meta={"model": h.name, "split": h.split})
 
-    def store(self, ref: str):
-        """The ready view recording, else start (or find) its job and raise NotReady."""
+    def store(self, ref: str, split: str | None = None):
+        """The ready view recording of `split` (default: the split `ref` carries, else the model's
+        default), else start (or find) its job and raise NotReady."""
+        if split is not None:
+            ref = self.view(ref, split)
         h = self.model(ref)
         store = self._ready_store(h)
         if store is not None:
@@ -581,10 +674,8 @@ class Explorer:
         docs, tok = corpus.subset(idx), h.tokenizer
         if h.kind == "classifier":
             batches = _classifier_batches(tok, docs, idx, VIEW_BATCH, options["max_len"])
-            forward = lambda m, b: m(b["ids"], b["lengths"])  # noqa: E731
         else:
             batches = lm_windows(tok, docs, window=VIEW_WINDOW, batch_size=VIEW_BATCH, doc_ids=idx)
-            forward = lambda m, b: m(b["ids"])[0]  # noqa: E731
         batches = list(_prepare(batches, self.max_tokens))
         total = sum(int(b["lengths"].sum()) for b in batches)
         path = self.ws.recordings_dir / key
@@ -592,7 +683,7 @@ class Explorer:
                 "level": h.level, "task": cfg.get("task"), "options": options, "key": key}
         with h.lock:  # not while a typed text runs: the copy would carry its forward hooks
             module = copy.deepcopy(h.module)
-        store = record_corpus(module, batches, path, forward=forward, vocab_size=len(h.itos),
+        store = record_corpus(module, batches, path, forward=h.forward, vocab_size=len(h.itos),
                               progress=False, meta=meta, total_tokens=total, on_progress=self._progress(ctx))
         self.catalog.put_recording(key, h.id, corpus.name, h.split, options, path,
                                    info={"tokens": store.n_tokens, "streams": store.streams})
@@ -617,7 +708,7 @@ class Explorer:
                     "level": h.level, "task": h.kind, "options": options, "key": key}
             with h.lock:  # the served module stays free for typed texts; copied while none runs (hooks)
                 module = copy.deepcopy(h.module)
-            store = record_corpus(module, batches, path, forward=lambda m, b: m(b["ids"]),
+            store = record_corpus(module, batches, path, forward=h.forward,
                                   vocab_size=len(h.itos), progress=False, meta=meta, total_tokens=total,
                                   on_progress=self._progress(ctx))
             self.catalog.put_recording(key, h.id, corpus.name, h.split, options, path,
@@ -645,14 +736,16 @@ class Explorer:
 
     # -- caches ---------------------------------------------------------------------------
     def recording_key(self, h: ModelHandle) -> str:
+        """The key of the view recording `h` (on its split) reads; "" while none is ready."""
         with self._lock:
-            store = self._stores.get(h.id)
+            store = self._stores.get((h.id, h.split))
         if store is None:
             return ""
         return str(store.meta.get("user", {}).get("key") or store.path.name)
 
     def _cache_key(self, kind: str, h: ModelHandle, params: dict) -> str:
-        blob = json.dumps([kind, h.id, self.recording_key(h), params], sort_keys=True, default=str)
+        rk = self.recording_key(h) or f"split:{h.split}"  # the recording, or its split while none is ready
+        blob = json.dumps([kind, h.id, rk, params], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
     def _lookup(self, key: str, persist: bool) -> Any:
@@ -740,7 +833,7 @@ class Explorer:
 
         # a running job of the key is shared; a finished (failed, cancelled) one is started again
         job = self.jobs.submit("analysis", f"{title} of {h.name}", run, key=f"analysis:{key}",
-                               meta={"model": h.name})
+                               meta={"model": h.name, "split": h.split})
         if wait_s > 0:
             job = self.jobs.wait(job.id, wait_s)
         if job.status == "done":
@@ -761,7 +854,8 @@ class Explorer:
         streams = [{"name": n, **parse_stream(n), "units": int(u)} for n, u in units.items()]
         default = default_stream(units) if units else None
         return {"ref": ref, "id": h.id, "name": h.name, "kind": h.kind, "level": h.level, "cell": h.cell,
-                "layers": h.layers, "hidden": h.hidden, "dataset": h.dataset, "split": h.split, "own": h.own,
+                "layers": h.layers, "hidden": h.hidden, "dataset": h.dataset, "split": h.split,
+                "splits": self.splits(ref), "default_split": h.default_split, "own": h.own,
                 "labels": h.labels, "streams": streams, "default_stream": default,
                 "recording": self.recording_status(ref), "has_pos": self.has_pos(h), "run_id": h.run_id}
 
@@ -794,7 +888,7 @@ def _store_result(store) -> dict:
     return {"tokens": store.n_tokens, "streams": store.streams}
 
 
-def own_batches(h: ModelHandle, docs, doc_ids: Sequence[int], max_tokens: int) -> list[dict]:
+def own_batches(h: ModelHandle, docs, doc_ids: Sequence[int], max_tokens: int | None) -> list[dict]:
     """Batches of own documents: the windows the view recording reads.
 
     LM: windows of VIEW_WINDOW tokens in corpus order, padded at the end like `lm_windows` (the
@@ -805,7 +899,7 @@ def own_batches(h: ModelHandle, docs, doc_ids: Sequence[int], max_tokens: int) -
     pieces: list[tuple[int, int, list[int]]] = []  # (doc id, start, ids)
     seen = 0
     for did, doc in zip(doc_ids, docs):
-        if seen >= max_tokens:
+        if max_tokens is not None and seen >= max_tokens:
             break
         if isinstance(tok, EncodeTokenizer):
             ids = tok.encode_doc(doc)
@@ -818,7 +912,7 @@ def own_batches(h: ModelHandle, docs, doc_ids: Sequence[int], max_tokens: int) -
         else:
             windows = [(s, ids[s:s + VIEW_WINDOW]) for s in range(0, len(ids), VIEW_WINDOW)]
         for s, w in windows:
-            if seen >= max_tokens:
+            if max_tokens is not None and seen >= max_tokens:
                 break
             pieces.append((int(did), s, w))
             seen += len(w)

@@ -7,9 +7,9 @@ TooLarge -> 413 (see `create_app`).
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -78,6 +78,20 @@ def _ints(s: str | None, what: str) -> list[int] | None:
         raise RnnvisError(f"{what}={s!r} is not a list of unit numbers", f"pass e.g. {what}=3,17,42") from None
 
 
+SplitQuery = Annotated[str | None, Query(
+    max_length=20, description="the split whose view recording the view reads (train, valid, test, or own for "
+    "an own model's own data); default: the model's default split (test)")]
+
+
+def view_ref(request: Request, ref: str, split: SplitQuery = None) -> str:
+    """The FastAPI dependency of every view route: the path's model `ref` bound to the `split` query
+    parameter (`Explorer.view` of the app's explorer: 404 naming the model's splits for an unknown one)."""
+    return request.app.state.explorer.view(ref, split)
+
+
+View = Annotated[str, Depends(view_ref)]  # a model ref on the chosen split (a `ViewRef`)
+
+
 def explore_router(ex: Explorer) -> APIRouter:
     from ..explore import discovery as disc
     from ..explore import memory, patterns
@@ -100,67 +114,67 @@ def explore_router(ex: Explorer) -> APIRouter:
 
     # -- one model --------------------------------------------------------------------------
     @r.get("/api/models/{ref}/info", tags=["model"])
-    def info(ref: str) -> JSONResponse:
+    def info(ref: View) -> JSONResponse:
         return _json(ex.info(ref))
 
     @r.post("/api/models/{ref}/record", tags=["model"])
-    def record(ref: str) -> JSONResponse:
+    def record(ref: View) -> JSONResponse:
         return _json(ex.start_recording(ref).to_json())
 
     # -- exploration ------------------------------------------------------------------------
     @r.get("/api/models/{ref}/cocluster", tags=["explore"])
-    def cocluster(ref: str, stream: str | None = None, k: int | None = None, min_count: int = 5,
+    def cocluster(ref: View, stream: str | None = None, k: int | None = None, min_count: int = 5,
                   max_words: int = 400) -> JSONResponse:
         return _json(memory.cocluster(ex, ref, stream, k, min_count, max_words))
 
     @r.get("/api/models/{ref}/word", tags=["explore"])
-    def word(ref: str, word: str = Query(..., max_length=200), stream: str | None = None) -> JSONResponse:
+    def word(ref: View, word: str = Query(..., max_length=200), stream: str | None = None) -> JSONResponse:
         return _json(memory.word(ex, ref, stream, word))
 
     @r.get("/api/models/{ref}/unit", tags=["explore"])
-    def unit(ref: str, unit: int, stream: str | None = None, k: int = 12) -> JSONResponse:
+    def unit(ref: View, unit: int, stream: str | None = None, k: int = 12) -> JSONResponse:
         return _json(memory.unit(ex, ref, stream, unit, k))
 
     @r.get("/api/models/{ref}/documents", tags=["explore"])
-    def documents(ref: str, offset: int = 0, limit: int = 50, q: str | None = Query(None, max_length=200)
+    def documents(ref: View, offset: int = 0, limit: int = 50, q: str | None = Query(None, max_length=200)
                   ) -> JSONResponse:
         return _json(sent.documents(ex, ref, offset, limit, q))
 
     @r.post("/api/models/{ref}/sentence", tags=["explore"])
-    def sentence(ref: str, body: SentenceIn) -> JSONResponse:
+    def sentence(ref: View, body: SentenceIn) -> JSONResponse:
         return _json(sent.sentence(ex, ref, text=body.text, doc=body.doc, start=body.start, stop=body.stop,
                                    streams=body.streams, k=body.k, stream=body.stream))
 
     @r.get("/api/models/{ref}/saturation", tags=["explore"])
-    def saturation(ref: str) -> JSONResponse:
+    def saturation(ref: View) -> JSONResponse:
         return _json(memory.saturation(ex, ref))
 
     @r.get("/api/models/{ref}/radar", tags=["explore"])
-    def radar(ref: str, words: str = Query(..., max_length=2000), stream: str | None = None,
+    def radar(ref: View, words: str = Query(..., max_length=2000), stream: str | None = None,
               dims: str | None = Query(None, max_length=2000), n: int = 8) -> JSONResponse:
         return _json(memory.radar(ex, ref, stream, _csv(words), _ints(dims, "dims"), n))
 
     @r.post("/api/models/{ref}/saliency", tags=["explore"])
-    def saliency(ref: str, body: SaliencyIn) -> JSONResponse:
+    def saliency(ref: View, body: SaliencyIn) -> JSONResponse:
         return _json(sent.saliency(ex, ref, body.text, body.target, body.steps))
 
     @r.get("/api/models/{ref}/projection", tags=["explore"])
-    def projection(ref: str, what: str = "units", stream: str | None = None, method: str = "pca",
+    def projection(ref: View, what: str = "units", stream: str | None = None, method: str = "pca",
                    text: str | None = Query(None, max_length=MAX_TEXT), doc: int | None = None,
                    start: int | None = None, stop: int | None = None) -> JSONResponse:
         return _json(memory.projection(ex, ref, what, stream, method, text, doc, start, stop))
 
     @r.get("/api/models/{ref}/discovery", tags=["explore"])
-    def discovery(ref: str, annotations: str | None = Query(None, max_length=2000), top: int = 10) -> JSONResponse:
+    def discovery(ref: View, annotations: str | None = Query(None, max_length=2000), top: int = 10) -> JSONResponse:
         return _json(disc.discovery(ex, ref, _csv(annotations) or None, top))
 
     @r.post("/api/models/{ref}/pattern/select", tags=["explore"])
-    def pattern_select(ref: str, body: SelectIn) -> JSONResponse:
+    def pattern_select(ref: View, body: SelectIn) -> JSONResponse:
         return _json(patterns.select(ex, ref, body.stream, body.doc, body.start, body.stop,
                                      body.threshold.model_dump(), body.off_after))
 
     @r.post("/api/models/{ref}/pattern/match", tags=["explore"])
-    def pattern_match(ref: str, body: MatchIn) -> JSONResponse:
+    def pattern_match(ref: View, body: MatchIn) -> JSONResponse:
         return _json(patterns.match(ex, ref, body.stream, body.units, body.threshold.model_dump(),
                                     body.min_fraction, body.min_len, body.max_len, body.limit))
 
