@@ -259,3 +259,57 @@ def test_cancel_a_training_from_the_jobs_panel(site, page):
     job = next(j for j in _get(f"{site}/api/jobs") if j["kind"] == "train" and j["meta"].get("model") == "ui-long")
     assert job["status"] == "cancelled" and job["progress"] < 0.5, job
 
+
+
+# ---------------------------------------------------------------- the split the views read
+def _doc_ids(pg) -> list[str]:
+    return pg.eval_on_selector_all("[data-test=view-sentence] [data-test=doc-item]",
+                                   "els => els.map(e => e.getAttribute('data-doc'))")
+
+
+def test_choosing_another_split_records_it_and_redraws_the_views(site, browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    errors: list[str] = []  # a 409 while the new split is recorded is the protocol; nothing else may fail
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(f"{site}/?view=sentence&model=tiny-gru")
+    page.wait_for_selector("[data-test=view-sentence] [data-test=doc-item]")
+    test_docs = _doc_ids(page)
+    assert page.locator("[data-test=split-select]").input_value() == "test"
+    records = "[data-test=jobs-panel] [data-test=job-row][data-kind=record]"
+    _open_jobs(page)
+    assert page.locator(f"{records}:has([data-test=job-split]:text-is('valid'))").count() == 0
+    page.click("[data-test=jobs-button]")  # shut the panel again
+
+    page.select_option("[data-test=split-select]", "valid")
+    page.wait_for_function("() => location.search.includes('split=valid')")
+    # the recording of the valid split runs as a job, shown with its split in the jobs panel
+    _open_jobs(page)
+    page.wait_for_selector(f"{records}[data-status=done]:has([data-test=job-split]:text-is('valid'))")
+    page.click("[data-test=jobs-button]")
+    # the document list redraws with the documents of the valid split
+    page.wait_for_function("before => { const d = [...document.querySelectorAll("
+                           "'[data-test=view-sentence] [data-test=doc-item]')].map(e => e.getAttribute('data-doc'));"
+                           " return d.length > 0 && d.every(x => !before.includes(x)) }", arg=test_docs)
+    valid_docs = _doc_ids(page)
+    page.wait_for_selector("[data-test=recording-status]:text-is('ready')")
+    # a document of the valid split draws its glyphs
+    page.click(f"[data-test=view-sentence] [data-test=doc-item][data-doc='{valid_docs[0]}']")
+    page.wait_for_selector("[data-test=view-sentence] [data-test=glyph]")
+    _drawn(page, "[data-test=view-sentence]")
+    shared = page.url
+    assert "split=valid" in shared and f"doc={valid_docs[0]}" in shared
+
+    # the shared link reopens the same split
+    other = ctx.new_page()
+    other.set_default_timeout(TIMEOUT)
+    other.goto(shared)
+    other.wait_for_selector("[data-test=view-sentence] [data-test=glyph]")
+    assert other.locator("[data-test=split-select]").input_value() == "valid"
+    assert _doc_ids(other) == valid_docs
+    ctx.close()
+    unexpected = [e for e in errors if "status of 409" not in e and not e.startswith("409 ")]
+    assert not unexpected, f"console errors: {unexpected}"

@@ -36,8 +36,11 @@ import { computed, type ComputedRef } from 'vue'
 import { api } from '../api'
 import { useLoad } from '../useApi'
 
-/** The first document of the model's view recording (the default when none is chosen). */
+/**
+ * The first document of the model's view recording (the default when none is chosen); null while
+ * it loads, so that no request pairs the first document of one split with another split.
+ */
 export function useFirstDoc(model: () => string, needed: () => boolean): ComputedRef<number | null> {
   const first = useLoad(model, () => (needed() ? model() : null), () => api.documents(model(), { limit: 1 }))
-  return computed(() => first.data.value?.documents[0]?.doc ?? null)
+  return computed(() => (first.loading.value ? null : first.data.value?.documents[0]?.doc ?? null))
 }
