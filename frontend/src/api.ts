@@ -110,6 +110,10 @@ export interface StreamInfo {
   type: StreamType
   gate: string | null
   units: number
+  /** stored per token (else recomputed for a window); null until the recording is made */
+  stored?: boolean | null
+  /** has per-word statistics (expected responses: memory, radar); null until the recording is made */
+  word_stats?: boolean | null
 }
 
 export interface RecordingInfo {
@@ -185,7 +189,8 @@ export interface UnitResponse {
   stream: string
   positive: WordStat[]
   negative: WordStat[]
-  histogram: { edges: number[]; counts: number[] }
+  /** values over every token of the recording (from the unit statistics for a stream not stored) */
+  histogram: { edges: number[]; counts: number[] } | null
   mean: number
   std: number
   cluster: number | null

@@ -2,6 +2,8 @@
 import { reactive } from 'vue'
 import { api, currentSplit, type ApiError, type ModelInfo, type ModelSummary } from './api'
 import { toApiError } from './useApi'
+import type { StreamInfo } from './api'
+import type { StreamNeed } from './views/registry'
 
 export const catalog = reactive({
   models: [] as ModelSummary[],
@@ -83,10 +85,22 @@ export function loadInfo(ref: string, force = false): Promise<ModelInfo | undefi
   return p
 }
 
-/** The stream a view should use for `ref`: state.stream when the model has it, else its default. */
-export function streamFor(ref: string, wanted: string): string {
+/** Whether a view that needs `need` can show stream `s` (unknown facts, before a recording, allow it). */
+export function streamAllowed(s: StreamInfo, need: StreamNeed): boolean {
+  if (need === 'words') return s.word_stats !== false
+  if (need === 'stored') return s.stored !== false
+  return true
+}
+
+/**
+ * The stream a view should use for `ref`: state.stream when the model has it and the view can show
+ * it (`need`), else the model's default, else the first stream the view can show.
+ */
+export function streamFor(ref: string, wanted: string, need: StreamNeed = 'all'): string {
   const info = catalog.info[ref]
   if (!info) return wanted
-  if (wanted && info.streams.some((s) => s.name === wanted)) return wanted
-  return info.default_stream
+  const ok = info.streams.filter((s) => streamAllowed(s, need))
+  if (wanted && ok.some((s) => s.name === wanted)) return wanted
+  if (!ok.length || ok.some((s) => s.name === info.default_stream)) return info.default_stream
+  return ok[0].name
 }
