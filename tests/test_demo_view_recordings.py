@@ -18,6 +18,7 @@ def test_view_recordings_are_made_once_and_found_by_the_server(ws, catalog, tmp_
     assert catalog.recordings() == []
     _prepare_view_recordings(ws, catalog, ["tiny"])
     assert len(catalog.recordings()) == 1
+    assert catalog.recordings()[0]["options"]["max_tokens"] is None  # the whole test split, as the server reads
     ex = Explorer(ws, catalog, warm=False)  # what the server builds: the store is ready, no job, no 409
     try:
         assert ex.store("tiny").n_tokens > 0

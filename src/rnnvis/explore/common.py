@@ -1,13 +1,15 @@
 """Helpers shared by the exploration views: checks that answer 400/404, JSON-ready arrays, the
-view recording's tokens and document ranges."""
+view recording's tokens and document ranges, and `read_streams`, the one way a view reads the
+values of any stream for a token range (stored per token, or recomputed from the model)."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import NotFound, RnnvisError
-from .session import VIEW_WINDOW, Explorer, ModelHandle, parse_stream
+from .session import Explorer, ModelHandle, parse_stream
 
 MAX_SPAN = 2000  # tokens of one document shown at once (sentence view, trajectories)
 
@@ -46,14 +48,49 @@ def default_stream(units: dict[str, int]) -> str:
     return hs[0] if hs else next(iter(units))
 
 
-def stream_of(store, stream: str | None, stored: bool = False) -> str:
-    """A stream of the recording (all have statistics; `stored` ones also per-token values); 404 else."""
-    names = store.streams if stored else list(store.meta["all_streams"])
+def _model_of(store) -> str:
+    return str((store.meta.get("user") or {}).get("model") or "MODEL")
+
+
+def stream_of(store, stream: str | None, stored: bool = False, words: bool = False) -> str:
+    """A stream of the recording (default: the top layer's forward h); 404 for an unknown one.
+
+    Every stream has per-unit statistics and can be read for a token range (`read_streams`).
+    `stored`: the view scans every token of the recording, so the stream must be stored per token;
+    `words`: the view needs per-word statistics (expected response). 400 with the fix otherwise."""
+    names = store.all_streams
     if stream is None or stream == "":
-        return default_stream({n: store.meta["units"][n] for n in names})
+        ok = [n for n in names if (not stored or n in store.streams) and (not words or store.has_word_stats(n))]
+        return default_stream({n: store.units[n] for n in (ok or names)})
     if stream not in names:
         raise NotFound(f"unknown stream {stream!r}", f"choose one of {', '.join(names)}")
+    if stored and stream not in store.streams:
+        raise bad(f"{stream} is not stored per token in the view recording, and this view scans every token",
+                  f"choose a stored stream ({', '.join(store.streams)}), or record every stream once: "
+                  f"rnnvis record {_model_of(store)} --streams '*'")
+    if words and not store.has_word_stats(stream):
+        with_words = [n for n in names if store.has_word_stats(n)]
+        raise bad(f"the view recording has no per-word statistics (expected response) of {stream}",
+                  f"choose one of {', '.join(with_words)}, or record them once: "
+                  f"rnnvis record {_model_of(store)} --word-stats '*'")
     return stream
+
+
+def read_streams(ex: Explorer, ref: str, names, start: int, stop: int) -> dict[str, np.ndarray]:
+    """{stream: (stop-start, units) float32} of the view recording's tokens [start, stop): read
+    where the stream is stored per token, else recomputed exactly from the model (from the nearest
+    keyframe or window start, all missing streams in one pass, with the model's lock held)."""
+    from ..recording import recompute
+
+    store = ex.store(ref)
+    names = list(dict.fromkeys(names))
+    out = {n: store.read(n, start, stop) for n in names if n in store.streams}
+    missing = [n for n in names if n not in out]
+    if missing:
+        h = ex.model(ref)
+        with h.lock, torch.no_grad():
+            out.update(recompute(h.module, store, start, stop, names=missing, forward=h.forward))
+    return {n: np.asarray(out[n], dtype=np.float32) for n in names}
 
 
 def units_of(store, stream: str) -> int:
@@ -79,14 +116,13 @@ def store_tokens(ex: Explorer, ref: str) -> list[str]:
 
 
 def window_starts(ex: Explorer, ref: str) -> np.ndarray:
-    """(tokens,) bool: where the recorded state restarted from zero (document or window start)."""
+    """(tokens,) bool: where the recorded state restarted from zero (the recording's window starts)."""
     store = ex.store(ref)
 
     def build():
-        d, p = store.doc_ids, store.positions
-        starts = np.ones(d.shape[0], bool)
-        starts[1:] = (d[1:] != d[:-1]) | (p[1:] != p[:-1] + 1)
-        starts |= (p % VIEW_WINDOW) == 0
+        starts = np.zeros(store.n_tokens, bool)
+        w = store.windows
+        starts[w[w[:, 0] < store.n_tokens, 0]] = True
         return starts
     return ex.cached("window_starts", ref, {}, build)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NotFound, RnnvisError
-from .common import (bad, check_int, check_unit, num, span, store_tokens, stream_of, tolist,
+from .common import (bad, check_int, check_unit, num, read_streams, span, store_tokens, stream_of, tolist,
                      window_starts, word_pos)
 from .session import Explorer, parse_stream
 
@@ -46,7 +46,7 @@ def cocluster(ex: Explorer, ref: str, stream: str | None = None, k: int | None =
     from ..analysis import cocluster as run_cocluster
 
     store = ex.store(ref)
-    stream = stream_of(store, stream)
+    stream = stream_of(store, stream, words=True)
     _check_cocluster_args(min_count, max_words, k)
 
     def build():
@@ -100,7 +100,7 @@ def _word_id(ex: Explorer, ref: str, word: str) -> int:
 def word(ex: Explorer, ref: str, stream: str | None, word: str) -> dict:
     """{word, count, response: [units], std: [units], pos} of one word."""
     store = ex.store(ref)
-    stream = stream_of(store, stream)
+    stream = stream_of(store, stream, words=True)
     if not word:
         raise bad("no word given", "pass ?word=...")
     wid = _word_id(ex, ref, word)
@@ -130,7 +130,7 @@ def unit(ex: Explorer, ref: str, stream: str | None, unit: int, k: int = 12, min
     from ..analysis import QUANTILE_LEVELS, grouped_quantiles, top_k_words
 
     store = ex.store(ref)
-    stream = stream_of(store, stream)
+    stream = stream_of(store, stream, words=True)
     unit = check_unit(store, stream, unit)
     k = check_int("k", k, 1, 200)
 
@@ -152,9 +152,9 @@ def unit(ex: Explorer, ref: str, stream: str | None, unit: int, k: int = 12, min
             counts, edges = np.histogram(values, bins=HIST_BINS)
             hist = {"edges": tolist(edges, 6), "counts": counts.astype(int).tolist()}
             mean, std = num(values.mean()), num(values.std())
-        else:  # statistics only: moments from the unit statistics
+        else:  # not stored per token: moments and histogram of the unit statistics (no word quantiles)
             u = store.stats[stream].units
-            hist = None
+            hist = stats_histogram(u, unit)
             mean, std = num(u.mean[unit]), num(np.sqrt(max(float(u.var[unit]), 0.0)))
 
         def stat(i):
@@ -170,6 +170,23 @@ def unit(ex: Explorer, ref: str, stream: str | None, unit: int, k: int = 12, min
                 "negative": [stat(i) for i in neg_i], "histogram": hist, "mean": mean, "std": std,
                 "cluster": cluster}
     return ex.cached("unit", ref, {"stream": stream, "unit": unit, "k": k, "min_count": min_count}, build)
+
+
+def stats_histogram(u, unit: int) -> dict:
+    """{edges, counts} of one unit's values from the recording's unit statistics (a histogram of
+    every token folded while recording; under/overflow counted in the end bins), in at most
+    HIST_BINS bins: the distribution of a stream that is not stored per token."""
+    h = u.hist[unit].numpy().astype(np.int64)  # (bins + 2,) [underflow, bins..., overflow]
+    lo, hi = float(u.lo[unit]), float(u.hi[unit])
+    counts = h[1:-1].copy()
+    counts[0] += h[0]
+    counts[-1] += h[-1]
+    bins = counts.size
+    g = -(-bins // HIST_BINS)  # source bins per shown bin
+    n = -(-bins // g)
+    counts = np.pad(counts, (0, n * g - bins)).reshape(n, g).sum(1)
+    edges = lo + (hi - lo) * np.minimum(np.arange(n + 1) * g, bins) / bins
+    return {"edges": tolist(edges, 6), "counts": counts.astype(int).tolist()}
 
 
 # ---- saturation ------------------------------------------------------------------------------
@@ -204,7 +221,7 @@ def radar(ex: Explorer, ref: str, stream: str | None, words: list[str], dims: li
           n: int = 8) -> dict:
     """Response of chosen units (dims) to a few words; default dims vary most across the words."""
     store = ex.store(ref)
-    stream = stream_of(store, stream)
+    stream = stream_of(store, stream, words=True)
     words = [w for w in (words or []) if w]
     if not words:
         raise bad("no words given", "pass ?words=a,b,c")
@@ -242,7 +259,7 @@ def projection(ex: Explorer, ref: str, what: str = "units", stream: str | None =
         raise bad(f"method={method!r}", "use pca, tsne or umap")
     if what == "units":
         store = ex.store(ref)
-        stream = stream_of(store, stream)
+        stream = stream_of(store, stream, words=True)
 
         def build():
             cc = default_cocluster(ex, ref, stream)
@@ -279,9 +296,9 @@ def _trajectory(ex: Explorer, ref: str, stream, method, text, doc, start, stop) 
         states = rec[stream][0]
     else:
         store = ex.store(ref)
-        stream = stream_of(store, stream, stored=True)
+        stream = stream_of(store, stream)
         a, s0, s1 = span(ex, ref, doc, start, stop)
-        states = store.read(stream, a + s0, a + s1)
+        states = read_streams(ex, ref, [stream], a + s0, a + s1)[stream]
         tokens = store_tokens(ex, ref)[a + s0:a + s1]
     p = project_trajectory(states, method, tokens=tokens, seed=0)
     return {"what": "trajectory", "method": method,

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from ..errors import NotFound, RnnvisError
-from .common import MAX_SPAN, bad, check_int, default_stream, joiner, span, store_tokens, stream_of, tolist
+from .common import (MAX_SPAN, bad, check_int, default_stream, joiner, read_streams, span, store_tokens, stream_of,
+                     tolist)
 from .memory import unit_labels
 from .session import Explorer, ModelHandle, NotReady
 
@@ -112,10 +113,13 @@ def forget_stream(stream: str) -> str | None:
 
 
 def glyphs(ex: Explorer, ref: str, stream: str, h_values: np.ndarray, forget: np.ndarray | None,
-           h0: np.ndarray | None, k: int | None) -> dict:
-    """Sentence glyphs of `stream` for the unit clusters of its co-clustering (k given or chosen)."""
+           h0: np.ndarray | None, k: int | None) -> dict | None:
+    """Sentence glyphs of `stream` for the unit clusters of its co-clustering (k given or chosen);
+    None for a stream without per-word statistics (nothing to co-cluster: gates by default)."""
     from ..analysis import sentence_glyphs
 
+    if not ex.store(ref).has_word_stats(stream):
+        return None
     labels, kk = unit_labels(ex, ref, stream, k)
     g = sentence_glyphs(h_values, labels, forget=forget, h0=h0, n_clusters=kk)
     return {"stream": stream, "k": kk, "unit_labels": labels.tolist(), "pos": tolist(g.pos), "neg": tolist(g.neg),
@@ -162,13 +166,14 @@ def _sentence(ex: Explorer, ref: str, text, doc, start, stop, streams, k, stream
     store = ex.store(ref)
     doc = int(doc)
     a, s0, s1 = span(ex, ref, doc, start, stop)
-    gstream = stream_of(store, stream, stored=True)
-    wanted = [stream_of(store, n, stored=True) for n in (streams or [gstream])]
+    gstream = stream_of(store, stream)
+    wanted = [stream_of(store, n) for n in (streams or [gstream])]
     lo, hi = a + s0, a + s1
     prev = lo > a and not bool(_restart(ex, ref, lo))  # the state before the range carries over
-    values = {n: store.read(n, lo - int(prev), hi) for n in set(wanted) | {gstream}}
     fs = forget_stream(gstream)
-    forget = store.read(fs, lo, hi) if fs in store.streams else None
+    fs = fs if fs in store.all_streams else None
+    values = read_streams(ex, ref, [*wanted, gstream, *([fs] if fs else [])], lo - int(prev), hi)
+    forget = values[fs][int(prev):] if fs else None
     hv = values[gstream]
     h0 = hv[0] if prev else None
     g = glyphs(ex, ref, gstream, hv[int(prev):], forget, h0, k)
