@@ -107,25 +107,33 @@ def test_memory_views_need_per_word_statistics(client):
 def test_unit_of_a_stream_not_stored_has_its_distribution_from_the_statistics(client):
     r = client.get("/api/models/wlm/unit", params={"stream": "layer0.fwd.c", "unit": 3})
     assert r.status_code == 200, r.text
-    hist = r.json()["histogram"]
-    assert sum(hist["counts"]) == client.ex.store("wlm").n_tokens
+    out = r.json()
+    hist = out["histogram"]
+    assert 0 < sum(hist["counts"]) <= client.ex.store("wlm").n_tokens  # the recorder's (sampled) histogram
     assert len(hist["edges"]) == len(hist["counts"]) + 1 and hist["edges"] == sorted(hist["edges"])
+    assert hist["edges"][0] <= out["mean"] <= hist["edges"][-1]
 
 
-def test_a_recording_of_every_stream_is_found_and_scanned(client, tmp_path):
-    """The fix works: after `rnnvis record MODEL --streams '*' --word-stats '*'` (here its Python call), a new
-    server reads that recording: every stream is stored and has per-word statistics."""
-    from rnnvis.explore.jobs import JobManager
+def test_a_recording_of_every_stream_is_found_and_read(ws, catalog, tmp_path, one_thread):
+    """The fix works: after `rnnvis record MODEL --streams '*' --word-stats '*'` (here its Python call), the
+    server reads that recording (no job): every stream is stored and has per-word statistics."""
+    from rnnvis.data import load_user_data
+    from rnnvis.explore.common import stream_of
     from rnnvis.explore.session import Explorer
+    from rnnvis.models import TrainConfig, train
     from rnnvis.recorder import record_model
 
-    ex = client.ex
-    record_model("wlm", ex.ws, ex.catalog, split="test", store_streams=("*",), word_stats=("*",), progress=False)
-    fresh = Explorer(ex.ws, ex.catalog, JobManager(), warm=False)
-    fresh.add_data("lines", ex.corpus("lines"))
+    text = tmp_path / "lines.txt"
+    text.write_text("\n".join(["the cat sat on the mat .", "a dog ran in the park ."] * 12))
+    train(load_user_data(text, per_line=True, name="lines"),
+          TrainConfig(name="tiny", emb=4, hidden=6, epochs=1, batch_size=2, bptt=4, device="cpu"), ws, catalog,
+          progress=False)
+    record_model("tiny", ws, catalog, data=str(text), data_options={"per_line": True, "name": "lines"},
+                 store_streams=("*",), word_stats=("*",), progress=False)
+    ex = Explorer(ws, catalog, warm=False)
     try:
-        store = fresh.store("wlm")  # found at once: no job
-        assert set(store.streams) == set(store.all_streams)
-        assert store.has_word_stats("layer0.fwd.gate.f")
+        store = ex.store("tiny")  # found at once: no 409, no job
+        assert set(store.streams) == set(store.all_streams) and ex.jobs.list() == []
+        assert stream_of(store, "layer0.fwd.gate.f", stored=True, words=True) == "layer0.fwd.gate.f"
     finally:
-        fresh.jobs.shutdown()
+        ex.jobs.shutdown()

@@ -307,19 +307,25 @@ class Explorer:
         return bool(idx) and "pos" in corpus.documents[idx[0]].meta and h.level == "word"
 
     # -- view recordings --------------------------------------------------------------------
-    def _own_options(self, h: ModelHandle) -> dict:
-        return {"streams": ["*"], "dtype": "float16", "window": VIEW_WINDOW, "max_tokens": self.max_tokens,
-                "max_len": CLASSIFY_MAX_LEN if h.kind == "classifier" else None, "own": True}
+    def _own_options(self, h: ModelHandle, kept: tuple[list, list] | None = None) -> dict:
+        streams, words = kept or _view_kept()[-1]
+        return {"streams": streams, "word_stats": words, "dtype": "float16", "window": VIEW_WINDOW,
+                "max_tokens": self.max_tokens, "max_len": CLASSIFY_MAX_LEN if h.kind == "classifier" else None,
+                "own": True}
 
-    def _catalog_options(self, h: ModelHandle, max_tokens: int | None) -> dict:
-        """The options `record_model` (and `_record_catalog_on`) key a view recording by."""
-        return {"streams": ["*"], "dtype": "float16", "window": VIEW_WINDOW, "max_tokens": max_tokens,
+    def _catalog_options(self, h: ModelHandle, max_tokens: int | None, kept: tuple[list, list] | None = None) -> dict:
+        """The options `record_model` (and `_record_catalog_on`) key a view recording by (`kept`: the
+        streams stored per token and with per-word statistics; default the recording defaults)."""
+        streams, words = kept or _view_kept()[-1]
+        return {"streams": streams, "word_stats": words, "dtype": "float16", "window": VIEW_WINDOW,
+                "max_tokens": max_tokens,
                 "max_len": h.config["train"].get("max_len", 200) if h.kind == "classifier" else None}
 
     def _view_keys_of(self, h: ModelHandle) -> list[str] | None:
         """The catalog keys a view recording of `h` has, computed as the recording functions compute them
-        (model id, corpus fingerprint, split, split config, options); None when the view data is not known.
-        Catalog models also accept a recording of the whole split (`rnnvis record` without --max-tokens)."""
+        (model id, corpus fingerprint, split, split config, options), fullest first; None when the view
+        data is not known. A recording that keeps more (`rnnvis record MODEL --streams '*' --word-stats '*'`)
+        is taken before the default one; catalog models also accept one of the whole split."""
         from ..recorder import recording_key
 
         try:
@@ -332,17 +338,18 @@ class Explorer:
             return hit[1]
         fp = corpus.fingerprint()
         if h.own:
-            keys = [recording_key(h.id, fp, h.split, {"docs": len(idx)}, self._own_options(h))]
+            keys = [recording_key(h.id, fp, h.split, {"docs": len(idx)}, self._own_options(h, kept))
+                    for kept in _view_kept()]
         else:
-            keys = [recording_key(h.id, fp, h.split, h.config["split"], self._catalog_options(h, mt))
-                    for mt in dict.fromkeys((self.max_tokens, None))]
+            keys = [recording_key(h.id, fp, h.split, h.config["split"], self._catalog_options(h, mt, kept))
+                    for kept in _view_kept() for mt in dict.fromkeys((self.max_tokens, None))]
         with self._lock:
             self._view_keys[(h.id, h.split)] = (corpus, keys)
         return keys
 
     def _find_recording(self, h: ModelHandle):
-        """A complete recording of the model's view data (same data set and corpus fingerprint) with every
-        stream, or None."""
+        """A complete recording of the model's view data (same data set and corpus fingerprint) that keeps
+        at least what the views need (`_view_kept`), the fullest first, or None."""
         from ..recording import Store
 
         keys = self._view_keys_of(h)
@@ -356,7 +363,8 @@ class Explorer:
             rows = [r for r in map(self.catalog.get_recording, keys) if r is not None]
         for r in rows:
             o = r["options"]
-            if o.get("streams") != ["*"] or o.get("dtype") != "float16" or o.get("window") != VIEW_WINDOW:
+            kept = (o.get("streams"), o.get("word_stats"))
+            if kept not in _view_kept() or o.get("dtype") != "float16" or o.get("window") != VIEW_WINDOW:
                 continue
             mt = o.get("max_tokens")
             whole = mt is None and (self.max_tokens is None
@@ -700,6 +708,15 @@ def one_blas_thread():
 
         return contextlib.nullcontext()
     return threadpool_limits(1)
+
+
+def _view_kept() -> list[tuple[list[str], list[str]]]:
+    """(streams stored per token, streams with per-word statistics) of the recordings the views read,
+    fullest first: every stream, then the recording defaults (h stored; h and c with word statistics)."""
+    from ..recording.corpus import STORE_STREAMS, WORD_STATS
+
+    everything, stored, words = ["*"], list(STORE_STREAMS), list(WORD_STATS)
+    return [(everything, everything), (everything, words), (stored, everything), (stored, words)]
 
 
 def _store_result(store) -> dict:
