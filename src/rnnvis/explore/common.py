@@ -94,7 +94,7 @@ def read_streams(ex: Explorer, ref: str, names, start: int, stop: int) -> dict[s
 
 
 def units_of(store, stream: str) -> int:
-    return int(store.meta["units"][stream])
+    return int(store.units[stream])
 
 
 def check_unit(store, stream: str, unit: int) -> int:

@@ -78,7 +78,7 @@ def match(ex: Explorer, ref: str, stream: str | None, units: list[int], threshol
     limit = check_int("limit", limit, 1, 500)
     if not units:
         raise bad("no units given", "select units first (pattern/select)")
-    n_units = int(store.meta["units"][stream])
+    n_units = int(store.units[stream])
     if any(not isinstance(u, int) or not 0 <= u < n_units for u in units):
         raise bad(f"units {units[:5]}... outside 0..{n_units - 1}", "select units of this stream")
     thr = threshold_of(threshold)
