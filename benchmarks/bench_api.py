@@ -12,7 +12,8 @@ Runs `python -m rnnvis serve --home DIR` on a free loopback port against the dem
    ("cached").
 
 Prints per endpoint the p50/p95 of the first and of the cached requests (milliseconds) and,
-last, `RESULT p95_first_ms=... p95_cached_ms=...` over all endpoints and models.
+last, `RESULT p95_first_ms=... p95_cached_ms=... non_200=...` over all endpoints and models (non_200:
+endpoints whose first answer was an error). The views read each model's whole test split.
 
     python benchmarks/bench_api.py [--home DIR] [--quick] [--repeats N]
 
@@ -27,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -55,14 +57,17 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # the server's log goes to a file: a pipe nobody reads would block it once 64 KB of log piled up
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([sys.executable, "-m", "rnnvis", "serve", "--home", home, "--port",
-                                      str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                                      str(self.port)], stdout=subprocess.DEVNULL, stderr=self.log, env=env,
                                      start_new_session=True)
         self.client = httpx.Client(base_url=self.url, timeout=600)
         deadline = time.time() + 120
         while True:
             if self.proc.poll() is not None:
-                raise SystemExit(f"the server exited: {self.proc.stderr.read().decode()[-2000:]}")
+                self.log.seek(0)
+                raise SystemExit(f"the server exited: {self.log.read().decode(errors='replace')[-2000:]}")
             try:
                 if self.client.get("/api/health").status_code == 200:
                     return
@@ -82,13 +87,19 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        self.log.close()
 
     def call(self, method: str, path: str, body=None, timeout: float = 1800) -> tuple[httpx.Response, float, int]:
         """(answer, seconds until it was not 409, 409s seen): 409 jobs are waited out."""
         t0 = time.perf_counter()
         waits = 0
         while True:
-            r = self.client.request(method, path, json=body)
+            try:
+                r = self.client.request(method, path, json=body)
+            except httpx.TransportError:  # the server dropped a kept-alive connection after an error: reconnect
+                self.client.close()
+                self.client = httpx.Client(base_url=self.url, timeout=600)
+                r = self.client.request(method, path, json=body)
             if r.status_code != 409:
                 return r, time.perf_counter() - t0, waits
             waits += 1
@@ -197,8 +208,9 @@ def prepare(home: str, models: list[str]) -> dict:
         srv.stop()
 
 
-def measure(home: str, models: list[str], prep: dict, repeats: int) -> tuple[dict, dict]:
+def measure(home: str, models: list[str], prep: dict, repeats: int) -> tuple[dict, dict, list[str]]:
     srv = Server(home)
+    failed: list[str] = []  # endpoints whose first answer was not 200 (their times are still counted)
     first: dict[str, list[float]] = {}
     cached: dict[str, list[float]] = {}
     try:
@@ -213,13 +225,14 @@ def measure(home: str, models: list[str], prep: dict, repeats: int) -> tuple[dic
             r, dt, waits = srv.call(method, path, body)
             if r.status_code != 200:
                 print(f"  warning: {path}: {r.status_code} {r.text[:200]}", file=sys.stderr)
+                failed.append(f"{name}:{r.status_code}")
             first.setdefault(name, []).append(dt * 1000)
             for _ in range(repeats):
                 r, dt, _ = srv.call(method, path, body)
                 cached.setdefault(name, []).append(dt * 1000)
     finally:
         srv.stop()
-    return first, cached
+    return first, cached, failed
 
 
 def pct(v: list[float], q: float) -> float:
@@ -238,7 +251,7 @@ def main() -> None:
     t0 = time.perf_counter()
     prep = prepare(args.home, models)
     t1 = time.perf_counter()
-    first, cached = measure(args.home, models, prep, repeats)
+    first, cached, failed = measure(args.home, models, prep, repeats)
     t2 = time.perf_counter()
     print(f"models: {', '.join(models)}; {repeats} cached repeats; preparation {t1 - t0:.0f}s, "
           f"measurement {t2 - t1:.0f}s")
@@ -250,7 +263,10 @@ def main() -> None:
     all_cached = [v for vs in cached.values() for v in vs]
     slow = max(first, key=lambda n: max(first[n]))
     print(f"slowest first request: {slow} {max(first[slow]):.0f} ms")
-    print(f"RESULT p95_first_ms={pct(all_first, 95):.1f} p95_cached_ms={pct(all_cached, 95):.1f}")
+    if failed:
+        print(f"answers other than 200: {', '.join(failed)}")
+    print(f"RESULT p95_first_ms={pct(all_first, 95):.1f} p95_cached_ms={pct(all_cached, 95):.1f} "
+          f"non_200={len(failed)}")
 
 
 if __name__ == "__main__":

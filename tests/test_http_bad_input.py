@@ -81,7 +81,9 @@ def is_error(body):
 
 def test_unknown_model_is_a_json_404(server):
     for path in ("/api/models/nope/info", "/api/models/nope/metrics", "/api/models/nope/errors",
-                 "/api/models/nope/training", "/api/models/nope/cocluster", "/api/compare?a=nope&b=mine"):
+                 "/api/models/nope/training", "/api/models/nope/cocluster", "/api/compare?a=nope&b=mine",
+                 "/api/models/nope/info?split=valid", "/api/models/mine/info?split=dev",
+                 "/api/models/mine/documents?split=..%2F..%2Fetc"):
         status, body = request(server, "GET", path)
         assert status == 404 and is_error(body) and body["fix"], (path, body)
 
@@ -90,6 +92,7 @@ def test_unknown_model_is_a_json_404(server):
     ("GET", "/api/compare?a=mine", None),
     ("GET", "/api/compare/tokens?a=mine&b=mine&doc=abc", None),
     ("GET", "/api/models/mine/unit?unit=abc", None),
+    ("GET", "/api/models/mine/cocluster?split=" + "x" * 50, None),
     ("POST", "/api/train", {"dataset": "texts", "hidden": "big"}),
     ("POST", "/api/train", {"dataset": "texts", "epochs": -1}),
     ("POST", "/api/train", {"dataset": "texts", "nonsense": True}),

@@ -133,3 +133,15 @@ def test_cancel_over_http(client):
     assert r.status_code == 200
     assert client.ex.jobs.wait(job.id, 5).status == "cancelled"
     release.set()
+
+
+def test_an_unexpected_failure_is_a_json_500(client, monkeypatch):
+    from rnnvis.explore import memory
+
+    def broken(*args, **kwargs):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(memory, "saturation", broken)
+    with TestClient(client.app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:
+        r = c.get("/api/models/wlm/saturation")
+    assert r.status_code == 500 and r.json()["error"] == "ValueError: boom" and "bug" in r.json()["fix"]

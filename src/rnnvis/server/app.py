@@ -114,6 +114,13 @@ def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None,
         status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else 400
         return JSONResponse({"error": exc.what, "fix": exc.fix}, status_code=status)
 
+    @app.exception_handler(Exception)
+    async def _bug(_: Request, exc: Exception) -> JSONResponse:
+        # an unexpected failure still answers {error, fix} (the server logs the traceback)
+        return JSONResponse({"error": f"{type(exc).__name__}: {exc}",
+                             "fix": "this is probably a bug in rnnvis: retry, and report it with the server log"},
+                            status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errs = exc.errors()
