@@ -15,13 +15,12 @@ answer for that split; `model(view_ref).split` is the split.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -30,22 +29,12 @@ from ..catalog import Catalog
 from ..errors import NotFound, RnnvisError
 from ..workspace import Workspace
 from .handle import (EncodeTokenizer, ModelHandle, ViewRef, _tokenizer_adapter, parse_stream,  # noqa: F401
-                     split_of, weights_id)
-from .jobs import Job, JobContext, JobManager
+                     split_of, weights_id)  # re-exported: the views import them from here
+from .jobs import JobContext, JobManager
+from .viewrec import (CLASSIFY_MAX_LEN, VIEW_BATCH, VIEW_WINDOW, NotReady, ViewRecordings,  # noqa: F401
+                      own_batches)
 
-VIEW_WINDOW = 200  # tokens per recording window (the state restarts from zero at each window)
-VIEW_BATCH = 32
-CLASSIFY_MAX_LEN = 200
 CACHE_ENTRIES = 256
-
-
-class NotReady(RnnvisError):
-    """The view recording of a model is being made; `.job` is its Job (HTTP 409)."""
-
-    def __init__(self, job: Job, name: str, what: str = "the view recording"):
-        super().__init__(f"{what} of {name!r} is being made ({job.status}, {job.progress:.0%})",
-                         f"wait for job {job.id} (GET /api/jobs/{job.id}) to finish, then retry")
-        self.job = job
 
 
 def _as_corpus(name: str, texts, ws: Workspace):
@@ -62,7 +51,7 @@ def _as_corpus(name: str, texts, ws: Workspace):
     return Corpus(name, [Document(id=str(i), text=t) for i, t in enumerate(texts)], info={"own": True})
 
 
-class Explorer:
+class Explorer(ViewRecordings):
     """Models, view recordings, jobs and caches behind the exploration views."""
 
     def __init__(self, ws: Workspace, catalog: Catalog, jobs: JobManager | None = None,
@@ -306,238 +295,6 @@ class Explorer:
             return False
         return bool(idx) and "pos" in corpus.documents[idx[0]].meta and h.level == "word"
 
-    # -- view recordings --------------------------------------------------------------------
-    def _own_options(self, h: ModelHandle, kept: tuple[list, list] | None = None) -> dict:
-        streams, words = kept or _view_kept()[-1]
-        return {"streams": streams, "word_stats": words, "dtype": "float16", "window": VIEW_WINDOW,
-                "max_tokens": self.max_tokens, "max_len": CLASSIFY_MAX_LEN if h.kind == "classifier" else None,
-                "own": True}
-
-    def _catalog_options(self, h: ModelHandle, max_tokens: int | None, kept: tuple[list, list] | None = None) -> dict:
-        """The options `record_model` (and `_record_catalog_on`) key a view recording by (`kept`: the
-        streams stored per token and with per-word statistics; default the recording defaults)."""
-        streams, words = kept or _view_kept()[-1]
-        return {"streams": streams, "word_stats": words, "dtype": "float16", "window": VIEW_WINDOW,
-                "max_tokens": max_tokens,
-                "max_len": h.config["train"].get("max_len", 200) if h.kind == "classifier" else None}
-
-    def _view_keys_of(self, h: ModelHandle) -> list[str] | None:
-        """The catalog keys a view recording of `h` has, computed as the recording functions compute them
-        (model id, corpus fingerprint, split, split config, options), fullest first; None when the view
-        data is not known. A recording that keeps more (`rnnvis record MODEL --streams '*' --word-stats '*'`)
-        is taken before the default one; catalog models also accept one of the whole split."""
-        from ..recorder import recording_key
-
-        try:
-            corpus, idx = self.view_docs(h)
-        except RnnvisError:
-            return None
-        with self._lock:
-            hit = self._view_keys.get((h.id, h.split))
-        if hit is not None and hit[0] is corpus:
-            return hit[1]
-        fp = corpus.fingerprint()
-        if h.own:
-            keys = [recording_key(h.id, fp, h.split, {"docs": len(idx)}, self._own_options(h, kept))
-                    for kept in _view_kept()]
-        else:
-            keys = [recording_key(h.id, fp, h.split, h.config["split"], self._catalog_options(h, mt, kept))
-                    for kept in _view_kept() for mt in dict.fromkeys((self.max_tokens, None))]
-        with self._lock:
-            self._view_keys[(h.id, h.split)] = (corpus, keys)
-        return keys
-
-    def _find_recording(self, h: ModelHandle):
-        """A complete recording of the model's view data (same data set and corpus fingerprint) that keeps
-        at least what the views need (`_view_kept`), the fullest first, or None."""
-        from ..recording import Store
-
-        keys = self._view_keys_of(h)
-        if keys is None:
-            if h.own:
-                return None
-            # the catalog model's data is not available here: a recording of its data set by name
-            rows = [r for r in reversed(self.catalog.recordings())
-                    if r["model_id"] == h.id and r["split"] == h.split and r["dataset"] == h.dataset]
-        else:
-            rows = [r for r in map(self.catalog.get_recording, keys) if r is not None]
-        for r in rows:
-            o = r["options"]
-            kept = (o.get("streams"), o.get("word_stats"))
-            if kept not in _view_kept() or o.get("dtype") != "float16" or o.get("window") != VIEW_WINDOW:
-                continue
-            mt = o.get("max_tokens")
-            whole = mt is None and (self.max_tokens is None
-                                    or int(r["info"].get("tokens", 1 << 62)) <= self.max_tokens)
-            if (mt == self.max_tokens or whole) and Path(r["path"]).is_dir():
-                try:
-                    return Store(r["path"])
-                except RnnvisError:
-                    continue
-        return None
-
-    def recording_status(self, ref: str) -> dict:
-        """{status: ready|missing|running, tokens, documents, job} of the view recording."""
-        h = self.model(ref)
-        store = self._ready_store(h)
-        if store is not None:
-            return {"status": "ready", "tokens": store.n_tokens, "documents": len(self.doc_index(ref)[0]),
-                    "job": None}
-        job = self.jobs.find(self._job_key(h))
-        if job is not None and not job.finished:
-            return {"status": "running", "tokens": None, "documents": None, "job": job.to_json()}
-        return {"status": "missing", "tokens": None, "documents": None,
-                "job": job.to_json() if job is not None else None}
-
-    def _job_key(self, h: ModelHandle) -> str:
-        return f"record:{h.id}:{h.split}:{self.max_tokens}"
-
-    def _ready_store(self, h: ModelHandle):
-        with self._lock:
-            store = self._stores.get((h.id, h.split))
-        if store is None:
-            store = self._find_recording(h)
-            if store is not None:
-                self._set_store(h, store)
-        return store
-
-    def _set_store(self, h: ModelHandle, store) -> None:
-        with self._lock:
-            if (h.id, h.split) in self._stores:
-                return
-            self._stores[(h.id, h.split)] = store
-        if self.warm:
-            self.jobs.submit("analysis", f"prepare the views of {h.name} ({h.split} split)",
-                             lambda ctx: self._warm_up(h, ctx), key=f"warm:{h.id}:{h.split}",
-                             meta={"model": h.name, "split": h.split})
-
-    def _warm_up(self, h: ModelHandle, ctx: JobContext) -> None:
-        """Compute what the first views need (tokens, documents, the default co-clustering)."""
-        from . import memory
-        from .common import default_stream, store_tokens, word_pos
-
-        store = self._stores[(h.id, h.split)]
-        ref = h.view_ref
-        steps = [lambda: self.doc_index(ref), lambda: store_tokens(self, ref), lambda: word_pos(self, ref),
-                 lambda: memory.cocluster(self, ref, default_stream(store.units))]
-        for i, step in enumerate(steps):
-            ctx.progress(i / len(steps))
-            try:
-                step()
-            except RnnvisError:
-                pass
-
-    def start_recording(self, ref: str) -> Job:
-        """The job making the view recording (the running one if any; a done job when cached)."""
-        h = self.model(ref)
-        key = self._job_key(h)
-        store = self._ready_store(h)
-        size = "whole split" if self.max_tokens is None else f"up to {self.max_tokens:,} tokens"
-        title = f"record {h.name} ({h.split} split, {size})"
-        if store is not None:
-            return self.jobs.add_done("record", title, _store_result(store), key=key)
-        fn = self._record_own if h.own else self._record_catalog
-        return self.jobs.submit("record", title, lambda ctx: fn(h, ctx), key=key,
-                                meta={"model": h.name, "split": h.split})
-
-    def store(self, ref: str, split: str | None = None):
-        """The ready view recording of `split` (default: the split `ref` carries, else the model's
-        default), else start (or find) its job and raise NotReady."""
-        if split is not None:
-            ref = self.view(ref, split)
-        h = self.model(ref)
-        store = self._ready_store(h)
-        if store is not None:
-            return store
-        job = self.start_recording(ref)
-        if job.status == "done":
-            store = self._ready_store(h)
-            if store is not None:
-                return store
-        raise NotReady(job, h.name)
-
-    def _progress(self, ctx: JobContext):
-        def cb(done: int, total: int | None) -> None:
-            msg = f"{done:,} of {total:,} tokens" if total else f"{done:,} tokens"
-            ctx.progress(done / total if total else 0.0, msg)
-        return cb
-
-    def _record_catalog(self, h: ModelHandle, ctx: JobContext) -> dict:
-        from ..recorder import record_model
-
-        ctx.progress(0.0, "preparing the batches")
-        from ..data.registry import DATASETS
-
-        if h.dataset not in DATASETS or h.dataset in self._own_data:  # own data, or the user's file
-            store = self._record_catalog_on(h, self.model_corpus(h.dataset, h.config), ctx)
-            self._set_store(h, store)
-            return _store_result(store)
-        store = record_model(h.id, self.ws, self.catalog, split=h.split, max_tokens=self.max_tokens,
-                             window=VIEW_WINDOW, batch_size=VIEW_BATCH, device=self.device, progress=False,
-                             on_progress=self._progress(ctx))
-        self._set_store(h, store)
-        return _store_result(store)
-
-    def _record_catalog_on(self, h: ModelHandle, corpus, ctx: JobContext):
-        """`record_model` for a corpus held in memory: same batches, options and recording key."""
-        from ..models import lm_windows
-        from ..recorder import _classifier_batches, _prepare, recording_key
-        from ..recording import Store, record_corpus
-
-        cfg = h.config
-        idx = corpus.split(seed=cfg["split"]["seed"], fractions=tuple(cfg["split"]["fractions"]))[h.split]
-        if not idx:
-            raise RnnvisError(f"the {h.split} split of {corpus.name!r} is empty", "give more documents")
-        options = self._catalog_options(h, self.max_tokens)
-        key = recording_key(h.id, corpus.fingerprint(), h.split, cfg["split"], options)
-        cached = self.catalog.get_recording(key)
-        if cached is not None and Path(cached["path"]).is_dir():
-            return Store(cached["path"])
-        docs, tok = corpus.subset(idx), h.tokenizer
-        if h.kind == "classifier":
-            batches = _classifier_batches(tok, docs, idx, VIEW_BATCH, options["max_len"])
-        else:
-            batches = lm_windows(tok, docs, window=VIEW_WINDOW, batch_size=VIEW_BATCH, doc_ids=idx)
-        batches = list(_prepare(batches, self.max_tokens))
-        total = sum(int(b["lengths"].sum()) for b in batches)
-        path = self.ws.recordings_dir / key
-        meta = {"model_id": h.id, "model": h.name, "dataset": corpus.name, "split": h.split,
-                "level": h.level, "task": cfg.get("task"), "options": options, "key": key}
-        with h.lock:  # not while a typed text runs: the copy would carry its forward hooks
-            module = copy.deepcopy(h.module)
-        store = record_corpus(module, batches, path, forward=h.forward, vocab_size=len(h.itos),
-                              progress=False, meta=meta, total_tokens=total, on_progress=self._progress(ctx))
-        self.catalog.put_recording(key, h.id, corpus.name, h.split, options, path,
-                                   info={"tokens": store.n_tokens, "streams": store.streams})
-        return store
-
-    def _record_own(self, h: ModelHandle, ctx: JobContext) -> dict:
-        from ..recorder import recording_key
-        from ..recording import Store, record_corpus
-
-        ctx.progress(0.0, "preparing the batches")
-        corpus, idx = self.view_docs(h)
-        options = self._own_options(h)
-        key = recording_key(h.id, corpus.fingerprint(), h.split, {"docs": len(idx)}, options)
-        cached = self.catalog.get_recording(key)
-        if cached is not None and Path(cached["path"]).is_dir():
-            store = Store(cached["path"])
-        else:
-            batches = own_batches(h, corpus.subset(idx), idx, self.max_tokens)
-            total = sum(int(b["lengths"].sum()) for b in batches)
-            path = self.ws.recordings_dir / key
-            meta = {"model_id": h.id, "model": h.name, "dataset": corpus.name, "split": h.split,
-                    "level": h.level, "task": h.kind, "options": options, "key": key}
-            with h.lock:  # the served module stays free for typed texts; copied while none runs (hooks)
-                module = copy.deepcopy(h.module)
-            store = record_corpus(module, batches, path, forward=h.forward,
-                                  vocab_size=len(h.itos), progress=False, meta=meta, total_tokens=total,
-                                  on_progress=self._progress(ctx))
-            self.catalog.put_recording(key, h.id, corpus.name, h.split, options, path,
-                                       info={"tokens": store.n_tokens, "streams": store.streams})
-        self._set_store(h, store)
-        return _store_result(store)
-
     # -- per-recording helpers ------------------------------------------------------------
     def doc_index(self, ref: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(document ids, first token, stop token) of every document in the view recording, in order."""
@@ -708,66 +465,3 @@ def one_blas_thread():
 
         return contextlib.nullcontext()
     return threadpool_limits(1)
-
-
-def _view_kept() -> list[tuple[list[str], list[str]]]:
-    """(streams stored per token, streams with per-word statistics) of the recordings the views read,
-    fullest first: every stream, then the recording defaults (h stored; h and c with word statistics)."""
-    from ..recording.corpus import STORE_STREAMS, WORD_STATS
-
-    everything, stored, words = ["*"], list(STORE_STREAMS), list(WORD_STATS)
-    return [(everything, everything), (everything, words), (stored, everything), (stored, words)]
-
-
-def _store_result(store) -> dict:
-    return {"tokens": store.n_tokens, "streams": store.streams}
-
-
-def own_batches(h: ModelHandle, docs, doc_ids: Sequence[int], max_tokens: int | None) -> list[dict]:
-    """Batches of own documents: the windows the view recording reads.
-
-    LM: windows of VIEW_WINDOW tokens in corpus order, padded at the end like `lm_windows` (the
-    states of a forward model at real tokens do not see the padding). Classifier: each document's
-    first CLASSIFY_MAX_LEN tokens, grouped by length so that no batch is padded.
-    """
-    tok = h.tokenizer
-    pieces: list[tuple[int, int, list[int]]] = []  # (doc id, start, ids)
-    seen = 0
-    for did, doc in zip(doc_ids, docs):
-        if max_tokens is not None and seen >= max_tokens:
-            break
-        if isinstance(tok, EncodeTokenizer):
-            ids = tok.encode_doc(doc)
-        else:
-            ids = list(tok.encode_doc(doc, add_eos=h.kind == "lm"))
-        if not ids:
-            continue
-        if h.kind == "classifier":
-            windows = [(0, ids[:CLASSIFY_MAX_LEN])]
-        else:
-            windows = [(s, ids[s:s + VIEW_WINDOW]) for s in range(0, len(ids), VIEW_WINDOW)]
-        for s, w in windows:
-            if max_tokens is not None and seen >= max_tokens:
-                break
-            pieces.append((int(did), s, w))
-            seen += len(w)
-    if not pieces:
-        raise RnnvisError(f"the data of own model {h.name!r} has no tokens", "give texts that the tokenizer encodes")
-    if h.kind == "classifier":
-        groups: dict[int, list] = {}
-        for p in pieces:
-            groups.setdefault(len(p[2]), []).append(p)
-        chunks = [g[b:b + VIEW_BATCH] for n in sorted(groups) for g in [groups[n]]
-                  for b in range(0, len(g), VIEW_BATCH)]
-    else:
-        chunks = [pieces[b:b + VIEW_BATCH] for b in range(0, len(pieces), VIEW_BATCH)]
-    out = []
-    for chunk in chunks:
-        T = max(len(p[2]) for p in chunk)
-        ids = torch.zeros((len(chunk), T), dtype=torch.long)
-        for i, p in enumerate(chunk):
-            ids[i, :len(p[2])] = torch.tensor(p[2], dtype=torch.long)
-        out.append({"ids": ids, "lengths": torch.tensor([len(p[2]) for p in chunk], dtype=torch.long),
-                    "doc_ids": torch.tensor([p[0] for p in chunk], dtype=torch.long),
-                    "start_pos": torch.tensor([p[1] for p in chunk], dtype=torch.long)})
-    return out
