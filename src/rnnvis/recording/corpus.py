@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import cloudpickle
 import numpy as np
 import torch
 import zarr
@@ -227,7 +228,18 @@ def _record_local(module, shards, spec: ShardSpec, forward, part: Path, model_ke
 
 
 # -- Dask ------------------------------------------------------------------------------------
-_WORKER_MODULES: dict[int, torch.nn.Module] = {}
+_WORKER_MODULES: dict[str, torch.nn.Module] = {}
+
+
+class _Pickled:
+    """A module pickled by the driver (this process's own object, never a file) for the workers."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.key = hashlib.sha256(data).hexdigest()
+
+    def __call__(self) -> torch.nn.Module:
+        return cloudpickle.loads(self.data)
 
 
 def _shard_task(source, batches: list[dict], spec: ShardSpec, forward, path: str, fp: str) -> dict:
@@ -240,7 +252,7 @@ def _shard_task(source, batches: list[dict], spec: ShardSpec, forward, path: str
         return info
     torch.set_num_threads(max(1, int(get_worker().state.nthreads)))
     if callable(source) and not isinstance(source, torch.nn.Module):
-        key = id(source)
+        key = getattr(source, "key", None) or repr(source)
         if key not in _WORKER_MODULES:  # a loader (e.g. of a checkpoint): once per worker process
             _WORKER_MODULES.clear()
             _WORKER_MODULES[key] = source().eval()
@@ -276,7 +288,9 @@ def _record_dask(client, source, shards: list[list[dict]], spec: ShardSpec, forw
 
     infos: dict[int, dict] = {}
     futures = {}
-    src = client.scatter(source, broadcast=True) if isinstance(source, torch.nn.Module) else source
+    # a module is sent pickled by us (Dask's torch serializer trips over some modules) inside each
+    # task rather than scattered: scattered data is lost with a worker, a task argument is not
+    src = _Pickled(cloudpickle.dumps(source)) if isinstance(source, torch.nn.Module) else source
     for i, batches in enumerate(shards):
         path, fp = part / "shards" / f"{i:05d}", _fingerprint(batches, spec, model_key)
         info = _done(path, fp)
