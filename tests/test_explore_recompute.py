@@ -33,8 +33,9 @@ def _truth(ex, ref, a, b):
     assert w0 <= a < b <= w1, "the document spans two windows"
     ids = torch.as_tensor(np.asarray(store.token_ids[w0:w1], dtype=np.int64))[None]
     h = ex.model(ref)
+    args = (ids, torch.tensor([w1 - w0])) if h.kind == "classifier" and not h.own else (ids,)
     with h.lock, torch.no_grad():
-        _, rec = rnnvis.record(h.module, ids)
+        _, rec = rnnvis.record(h.module, *args)
     return {n: rec[n][0, a - w0:b - w0] for n in rec.streams}
 
 
@@ -62,6 +63,24 @@ def test_sentence_of_a_document_recomputes_c_and_gates_exactly(client):
     # the glyphs' "memory kept" reads the (recomputed) forget gate
     kept = np.asarray(out["glyphs"]["kept"], dtype=float)
     assert kept.shape[0] == b - a and np.isfinite(kept).any()
+
+
+@pytest.mark.parametrize("ref, names", [("clf", ["layer0.fwd.gate.z", "layer0.fwd.gate.n"]),
+                                        ("own", ["layer0.fwd.c", "layer0.fwd.gate.f"])])
+def test_recomputation_runs_each_model_as_it_was_recorded(client, ref, names):
+    """A catalog classifier takes (ids, lengths), an own model its ids: `ModelHandle.forward` records and
+    recomputes both the same way."""
+    ex = client.ex
+    assert ex.jobs.wait(ex.start_recording(ref).id, 60).status == "done"
+    doc = client.get(f"/api/models/{ref}/documents").json()["documents"][0]["doc"]
+    r = client.post(f"/api/models/{ref}/sentence", json={"doc": doc, "streams": names})
+    assert r.status_code == 200, r.text
+    from rnnvis.explore.common import doc_range
+
+    a, b = doc_range(ex, ref, doc)
+    truth = _truth(ex, ref, a, b)
+    for n in names:
+        np.testing.assert_allclose(np.asarray(r.json()["streams"][n], dtype=np.float64), truth[n], atol=2e-5)
 
 
 def test_sentence_glyphs_of_a_gate_stream_are_absent_not_an_error(client):
