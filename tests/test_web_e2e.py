@@ -313,3 +313,24 @@ def test_choosing_another_split_records_it_and_redraws_the_views(site, browser):
     ctx.close()
     unexpected = [e for e in errors if "status of 409" not in e and not e.startswith("409 ")]
     assert not unexpected, f"console errors: {unexpected}"
+
+
+def _stream_options(pg) -> list[str]:
+    return pg.eval_on_selector_all("[data-test=stream-select] option", "els => els.map(e => e.value)")
+
+
+def test_each_view_offers_the_streams_it_can_show(site, page):
+    page.goto(f"{site}/?view=main&model=tiny-lstm")
+    page.wait_for_selector("[data-test=view-main] [data-test=unit-cell]")
+    memory = _stream_options(page)  # per-word statistics: h and c, no gate
+    assert "layer0.fwd.h" in memory and "layer0.fwd.c" in memory and "layer0.fwd.gate.f" not in memory
+    assert page.locator("[data-test=stream-note]").count() == 1
+    page.click("[data-test=tab-detail]")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-test=stream-select] option')]"
+                           ".some(o => o.value === 'layer0.fwd.gate.f')")
+    page.select_option("[data-test=stream-select]", "layer0.fwd.gate.f")  # recomputed for the window shown
+    page.wait_for_selector("[data-test=view-detail] [data-test=heatmap]")
+    _drawn(page, "[data-test=view-detail]")
+    page.click("[data-test=tab-pattern]")
+    page.wait_for_selector("[data-test=view-pattern]")
+    assert _stream_options(page) == ["layer0.fwd.h"]  # scans every token: stored streams only
