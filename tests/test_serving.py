@@ -53,6 +53,8 @@ def test_serve_in_the_background_answers(tmp_path, own):
         assert [m for m in models if m["name"] == "mine" and m["kind"] == "own"]
         info = httpx.get(base + "/api/models/mine/info", timeout=30).json()
         assert info["own"] and info["kind"] == "lm" and info["cell"] == "gru" and info["hidden"] == 10
+        assert (info["split"], info["splits"]) == ("own", ["own"])  # own data: one split, all of it
+        assert server.explorer.max_tokens is None
         assert httpx.get(base + "/api/health", timeout=30).json()["status"] == "ok"
     finally:
         server.stop()
@@ -68,6 +70,20 @@ def test_serve_checks_its_arguments(tmp_path, own):
         rnnvis.serve(models={"x": "not a model"}, home=tmp_path / "h", block=False)
     with pytest.raises(RnnvisError, match="tokenizer"):
         rnnvis.serve(models={"x": own[0]}, home=tmp_path / "h", block=False)
+    with pytest.raises(RnnvisError, match="max_tokens"):
+        rnnvis.serve(home=tmp_path / "h", max_tokens=0, block=False)
+
+
+def test_serve_caps_the_view_recordings_when_asked(tmp_path, own):
+    server = rnnvis.serve(models={"mine": own}, data={"texts": TEXTS}, home=tmp_path / "home", port=0, block=False,
+                          quiet=True, max_tokens=5)
+    try:
+        job = httpx.post(server.url.rstrip("/") + "/api/models/mine/record", timeout=30).json()
+        assert "up to 5 tokens" in job["title"]
+        done = server.explorer.jobs.wait(job["id"], 60)
+        assert done.status == "done" and done.result["tokens"] < sum(len(t.split()) for t in TEXTS)
+    finally:
+        server.stop()
 
 
 def test_show_needs_ipython_and_returns_an_iframe(tmp_path, own, monkeypatch):
