@@ -156,3 +156,13 @@ def test_a_recording_of_every_stream_is_found_and_read(ws, catalog, tmp_path, on
         assert stream_of(store, "layer0.fwd.gate.f", stored=True, words=True) == "layer0.fwd.gate.f"
     finally:
         ex.jobs.shutdown()
+
+
+def test_the_fix_names_the_split_and_knows_own_models(client):
+    ex = client.ex
+    assert ex.jobs.wait(ex.start_recording(ex.view("wlm", "valid")).id, 60).status == "done"
+    r = client.get("/api/models/wlm/cocluster", params={"stream": "layer0.fwd.gate.f", "split": "valid"})
+    assert r.status_code == 400 and "rnnvis record wlm --split valid --word-stats '*'" in r.json()["fix"]
+    assert ex.jobs.wait(ex.start_recording("own").id, 60).status == "done"
+    r = client.post("/api/models/own/pattern/match", json={"stream": "layer0.fwd.c", "units": [0]})
+    assert r.status_code == 400 and "own model" in r.json()["fix"] and "rnnvis record" not in r.json()["fix"]

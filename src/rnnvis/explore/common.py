@@ -48,16 +48,28 @@ def default_stream(units: dict[str, int]) -> str:
     return hs[0] if hs else next(iter(units))
 
 
-def _model_of(store) -> str:
-    return str((store.meta.get("user") or {}).get("model") or "MODEL")
+def _record_more(h: ModelHandle | None, option: str) -> str:
+    """How to get a view recording that keeps more: the `rnnvis record` command for this model and
+    split (the server then reads that recording), or why not for an own model."""
+    if h is not None and h.own:
+        return "an own model's view recording keeps the default streams; the Sentence and Detail views show any stream"
+    split = f" --split {h.split}" if h is not None and h.split != "test" else ""
+    return f"or record them once: rnnvis record {h.name if h is not None else 'MODEL'}{split} {option} '*'"
 
 
-def stream_of(store, stream: str | None, stored: bool = False, words: bool = False) -> str:
+def view_stream(ex: Explorer, ref: str, stream: str | None, stored: bool = False, words: bool = False) -> str:
+    """`stream_of` the view recording of `ref`, with fixes that name the model and its split."""
+    return stream_of(ex.store(ref), stream, stored, words, ex.model(ref))
+
+
+def stream_of(store, stream: str | None, stored: bool = False, words: bool = False,
+              h: ModelHandle | None = None) -> str:
     """A stream of the recording (default: the top layer's forward h); 404 for an unknown one.
 
     Every stream has per-unit statistics and can be read for a token range (`read_streams`).
     `stored`: the view scans every token of the recording, so the stream must be stored per token;
-    `words`: the view needs per-word statistics (expected response). 400 with the fix otherwise."""
+    `words`: the view needs per-word statistics (expected response). 400 with the fix otherwise
+    (naming the model `h` when given)."""
     names = store.all_streams
     if stream is None or stream == "":
         ok = [n for n in names if (not stored or n in store.streams) and (not words or store.has_word_stats(n))]
@@ -66,13 +78,11 @@ def stream_of(store, stream: str | None, stored: bool = False, words: bool = Fal
         raise NotFound(f"unknown stream {stream!r}", f"choose one of {', '.join(names)}")
     if stored and stream not in store.streams:
         raise bad(f"{stream} is not stored per token in the view recording, and this view scans every token",
-                  f"choose a stored stream ({', '.join(store.streams)}), or record every stream once: "
-                  f"rnnvis record {_model_of(store)} --streams '*'")
+                  f"choose a stored stream ({', '.join(store.streams)}), {_record_more(h, '--streams')}")
     if words and not store.has_word_stats(stream):
         with_words = [n for n in names if store.has_word_stats(n)]
         raise bad(f"the view recording has no per-word statistics (expected response) of {stream}",
-                  f"choose one of {', '.join(with_words)}, or record them once: "
-                  f"rnnvis record {_model_of(store)} --word-stats '*'")
+                  f"choose one of {', '.join(with_words)}, {_record_more(h, '--word-stats')}")
     return stream
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NotFound, RnnvisError
-from .common import (bad, check_int, check_unit, num, read_streams, span, store_tokens, stream_of, tolist,
+from .common import (bad, check_int, check_unit, num, read_streams, span, store_tokens, tolist, view_stream,
                      window_starts, word_pos)
 from .session import Explorer, parse_stream
 
@@ -45,8 +45,7 @@ def cocluster(ex: Explorer, ref: str, stream: str | None = None, k: int | None =
     """Cocluster: units × words co-clustered on |expected response| (k by bipartite modularity unless given)."""
     from ..analysis import cocluster as run_cocluster
 
-    store = ex.store(ref)
-    stream = stream_of(store, stream, words=True)
+    stream = view_stream(ex, ref, stream, words=True)
     _check_cocluster_args(min_count, max_words, k)
 
     def build():
@@ -100,7 +99,7 @@ def _word_id(ex: Explorer, ref: str, word: str) -> int:
 def word(ex: Explorer, ref: str, stream: str | None, word: str) -> dict:
     """{word, count, response: [units], std: [units], pos} of one word."""
     store = ex.store(ref)
-    stream = stream_of(store, stream, words=True)
+    stream = view_stream(ex, ref, stream, words=True)
     if not word:
         raise bad("no word given", "pass ?word=...")
     wid = _word_id(ex, ref, word)
@@ -130,7 +129,7 @@ def unit(ex: Explorer, ref: str, stream: str | None, unit: int, k: int = 12, min
     from ..analysis import QUANTILE_LEVELS, grouped_quantiles, top_k_words
 
     store = ex.store(ref)
-    stream = stream_of(store, stream, words=True)
+    stream = view_stream(ex, ref, stream, words=True)
     unit = check_unit(store, stream, unit)
     k = check_int("k", k, 1, 200)
 
@@ -221,7 +220,7 @@ def radar(ex: Explorer, ref: str, stream: str | None, words: list[str], dims: li
           n: int = 8) -> dict:
     """Response of chosen units (dims) to a few words; default dims vary most across the words."""
     store = ex.store(ref)
-    stream = stream_of(store, stream, words=True)
+    stream = view_stream(ex, ref, stream, words=True)
     words = [w for w in (words or []) if w]
     if not words:
         raise bad("no words given", "pass ?words=a,b,c")
@@ -258,8 +257,7 @@ def projection(ex: Explorer, ref: str, what: str = "units", stream: str | None =
     if method not in ("pca", "tsne", "umap"):
         raise bad(f"method={method!r}", "use pca, tsne or umap")
     if what == "units":
-        store = ex.store(ref)
-        stream = stream_of(store, stream, words=True)
+        stream = view_stream(ex, ref, stream, words=True)
 
         def build():
             cc = default_cocluster(ex, ref, stream)
@@ -295,8 +293,7 @@ def _trajectory(ex: Explorer, ref: str, stream, method, text, doc, start, stop) 
             raise NotFound(f"unknown stream {stream!r}", f"choose one of {', '.join(rec.streams)}")
         states = rec[stream][0]
     else:
-        store = ex.store(ref)
-        stream = stream_of(store, stream)
+        stream = view_stream(ex, ref, stream)
         a, s0, s1 = span(ex, ref, doc, start, stop)
         states = read_streams(ex, ref, [stream], a + s0, a + s1)[stream]
         tokens = store_tokens(ex, ref)[a + s0:a + s1]

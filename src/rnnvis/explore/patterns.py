@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import bad, check_int, doc_range, span, store_tokens, stream_of, tolist
+from .common import bad, check_int, doc_range, span, store_tokens, tolist, view_stream
 from .discovery import level_annotations
 from .session import Explorer
 
@@ -37,7 +37,7 @@ def select(ex: Explorer, ref: str, stream: str | None, doc: int, start: int, sto
     from ..analysis import select_units_in_store
 
     store = ex.store(ref)
-    stream = stream_of(store, stream, stored=True)
+    stream = view_stream(ex, ref, stream, stored=True)
     a, s0, s1 = span(ex, ref, doc, start, stop)
     sel = select_units_in_store(store, stream, a + s0, a + s1, threshold_of(threshold), off_after)
     units = sel.units.tolist()
@@ -74,7 +74,7 @@ def match(ex: Explorer, ref: str, stream: str | None, units: list[int], threshol
     from ..analysis.pattern_index import store_thresholds
 
     store = ex.store(ref)
-    stream = stream_of(store, stream, stored=True)
+    stream = view_stream(ex, ref, stream, stored=True)
     limit = check_int("limit", limit, 1, 500)
     if not units:
         raise bad("no units given", "select units first (pattern/select)")

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from ..errors import NotFound, RnnvisError
-from .common import (MAX_SPAN, bad, check_int, default_stream, joiner, read_streams, span, store_tokens, stream_of,
-                     tolist)
+from .common import (MAX_SPAN, bad, check_int, default_stream, joiner, read_streams, span, store_tokens, tolist,
+                     view_stream)
 from .memory import unit_labels
 from .session import Explorer, ModelHandle, NotReady
 
@@ -166,8 +166,8 @@ def _sentence(ex: Explorer, ref: str, text, doc, start, stop, streams, k, stream
     store = ex.store(ref)
     doc = int(doc)
     a, s0, s1 = span(ex, ref, doc, start, stop)
-    gstream = stream_of(store, stream)
-    wanted = [stream_of(store, n) for n in (streams or [gstream])]
+    gstream = view_stream(ex, ref, stream)
+    wanted = [view_stream(ex, ref, n) for n in (streams or [gstream])]
     lo, hi = a + s0, a + s1
     prev = lo > a and not bool(_restart(ex, ref, lo))  # the state before the range carries over
     fs = forget_stream(gstream)
