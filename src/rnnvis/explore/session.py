@@ -133,7 +133,10 @@ class Explorer(ViewRecordings):
         if split is None or split == h.split:
             return h
         with self._lock:
-            return self._split_handles.setdefault((h.id, split), h.on_split(split))
+            bound = self._split_handles.get((h.id, split))
+            if bound is None:
+                bound = self._split_handles[(h.id, split)] = h.on_split(split)
+            return bound
 
     def splits(self, ref: str) -> list[str]:
         """The splits whose recording the views can read: the data set's train/valid/test, or "own"
