@@ -338,6 +338,8 @@ def _finish(part: Path, out: Path, manifest: list[dict], spec: ShardSpec, meta: 
         "state_across_windows": "zero (not carried)", "seconds": seconds, "user": meta,
         "shards": manifest, "format": FORMAT, "complete": True,
     }
+    for e in manifest:  # the shards' own statistics served the merge (and a resume); drop them
+        shutil.rmtree(part / e["path"] / "stats", ignore_errors=True)
     if out.exists():  # an older recording at the same key: replaced
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)
