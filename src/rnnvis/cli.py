@@ -25,6 +25,8 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--token", help="access token required when not bound to localhost (default: generated)")
     p.add_argument("--no-browser", action="store_true", help="accepted for compatibility; rnnvis never opens one")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="views read at most N tokens of each split "
+                   "(default: the whole split)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -180,18 +180,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     ws, cat = _open(args)
     rows = prepare_demo(ws, cat, only=args.only, device=args.device)
-    _prepare_view_recordings(ws, cat, [r["model"] for r in rows if r["status"] == "ready"])
+    _prepare_view_recordings(ws, cat, [r["model"] for r in rows if r["status"] == "ready"],
+                             getattr(args, "max_tokens", None))
     if args.no_serve:
         return 0
     return cmd_serve(args)
 
 
-def _prepare_view_recordings(ws: Workspace, cat, names: list[str]) -> None:
+def _prepare_view_recordings(ws: Workspace, cat, names: list[str], max_tokens: int | None = None) -> None:
     """Make the web app's view recording of each demo model now (once; cached), so that the first
     visit to a model does not wait for it."""
     from .explore.session import Explorer
 
-    ex = Explorer(ws, cat, warm=False)
+    ex = Explorer(ws, cat, warm=False, max_tokens=max_tokens)
     try:
         for name in names:
             job = ex.jobs.wait(ex.start_recording(name).id)
@@ -208,5 +209,5 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     ws = Workspace.open(getattr(args, "home", None))
-    serve(ws, host=args.host, port=args.port, token=args.token)
+    serve(ws, host=args.host, port=args.port, token=args.token, max_tokens=args.max_tokens)
     return 0

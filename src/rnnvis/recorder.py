@@ -49,6 +49,14 @@ def _load_module(path: str, model_id: str, device: str) -> torch.nn.Module:
 SPLITS = ("train", "valid", "test", "all")
 
 
+def recording_options(config: dict, store_streams, word_stats, dtype: str, window: int,
+                      max_tokens: int | None) -> dict:
+    """The options a recording of a catalogued model (checkpoint `config`) is keyed by."""
+    classifier = config["model"]["kind"] == "classifier"
+    return {"streams": list(store_streams), "word_stats": list(word_stats), "dtype": dtype, "window": window,
+            "max_tokens": max_tokens, "max_len": config["train"].get("max_len", 200) if classifier else None}
+
+
 def recording_key(model_id: str, corpus_fp: str, split: str, split_cfg: dict, options: dict) -> str:
     blob = json.dumps([model_id, corpus_fp, split, split_cfg, options], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
@@ -109,9 +117,7 @@ def record_model(ref: str, ws: Workspace, catalog: Catalog, *, data: str | None 
     if not doc_idx:
         raise RnnvisError(f"the {split} split of {corpus.name!r} is empty", "record another split")
     kind = ckpt.model.config["kind"]
-    options = {"streams": list(store_streams), "word_stats": list(word_stats), "dtype": dtype, "window": window,
-               "max_tokens": max_tokens,
-               "max_len": cfg["train"].get("max_len", 200) if kind == "classifier" else None}
+    options = recording_options(cfg, store_streams, word_stats, dtype, window, max_tokens)
     key = recording_key(ckpt.model_id, corpus.fingerprint(), split, cfg["split"], options)
     cached = catalog.get_recording(key)
     if cached is not None and Path(cached["path"]).is_dir():

@@ -43,10 +43,10 @@ class ViewRecordings:
     def _catalog_options(self, h: ModelHandle, max_tokens: int | None, kept: tuple[list, list] | None = None) -> dict:
         """The options `record_model` (and `_record_catalog_on`) key a view recording by (`kept`: the
         streams stored per token and with per-word statistics; default the recording defaults)."""
+        from ..recorder import recording_options
+
         streams, words = kept or _view_kept()[-1]
-        return {"streams": streams, "word_stats": words, "dtype": "float16", "window": VIEW_WINDOW,
-                "max_tokens": max_tokens,
-                "max_len": h.config["train"].get("max_len", 200) if h.kind == "classifier" else None}
+        return recording_options(h.config, streams, words, "float16", VIEW_WINDOW, max_tokens)
 
     def _view_keys_of(self, h: ModelHandle) -> list[str] | None:
         """The catalog keys a view recording of `h` has, computed as the recording functions compute them
