@@ -13,6 +13,8 @@ from rnnvis.errors import RnnvisError
 from rnnvis.recording import Store, record, record_corpus
 from rnnvis.recording.store import StoreWriter
 
+from recording_support import window_batches
+
 V, E, H, WIN = 23, 6, 5, 7
 
 
@@ -53,15 +55,7 @@ def make_docs(n_docs=9, seed=0):
 
 def batches_of(docs, batch=3):
     """Split documents into windows of WIN tokens and group windows into padded batches."""
-    wins = [(d, doc[s:s + WIN], s) for d, doc in enumerate(docs) for s in range(0, len(doc), WIN)]
-    for i in range(0, len(wins), batch):
-        group = wins[i:i + batch]
-        T = max(len(w) for _, w, _ in group)
-        ids = torch.zeros(len(group), T, dtype=torch.long)
-        for r, (_, w, _) in enumerate(group):
-            ids[r, :len(w)] = w
-        yield {"ids": ids, "lengths": torch.tensor([len(w) for _, w, _ in group]),
-               "doc_ids": torch.tensor([d for d, _, _ in group]), "start_pos": torch.tensor([s for _, _, s in group])}
+    yield from window_batches(docs, WIN, batch)
 
 
 def expected(model, docs):

@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnvis.errors import NotFound, RnnvisError
 from rnnvis.recording import Store, recompute, record_corpus
 
+from recording_support import window_batches
 from test_recording_equivalence import CONFIGS, make
 
 V, I, WIN = 17, 3, 11
@@ -60,17 +61,7 @@ def forward(m, b):
 def docs_batches(seed=0, n_docs=7, batch=3):
     g = torch.Generator().manual_seed(seed)
     docs = [torch.randint(0, V, (int(torch.randint(4, 30, (1,), generator=g)),), generator=g) for _ in range(n_docs)]
-    wins = [(d, doc[s:s + WIN], s) for d, doc in enumerate(docs) for s in range(0, len(doc), WIN)]
-    out = []
-    for i in range(0, len(wins), batch):
-        group = wins[i:i + batch]
-        T = max(len(w) for _, w, _ in group)
-        ids = torch.zeros(len(group), T, dtype=torch.long)
-        for r, (_, w, _) in enumerate(group):
-            ids[r, :len(w)] = w
-        out.append({"ids": ids, "lengths": torch.tensor([len(w) for _, w, _ in group]),
-                    "doc_ids": torch.tensor([d for d, _, _ in group]), "start_pos": torch.tensor([s for _, _, s in group])})
-    return out
+    return list(window_batches(docs, WIN, batch))
 
 
 def ranges(n):
