@@ -204,3 +204,8 @@ __all__ += ["Saliency", "find_embedding", "saliency"]
 from rnnvis.analysis.projection import Projection, project, project_trajectory, project_units
 
 __all__ += ["Projection", "project", "project_trajectory", "project_units"]
+from rnnvis.analysis.chunks import CHUNK_TOKENS, TokenChunk, array_chunks, document_cuts, token_ranges
+from rnnvis.analysis.discovery_scan import auc_from_histograms, scan_units
+
+__all__ += ["CHUNK_TOKENS", "TokenChunk", "array_chunks", "auc_from_histograms", "document_cuts", "scan_units",
+            "token_ranges"]

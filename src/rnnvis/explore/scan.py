@@ -1,0 +1,89 @@
+"""Token chunks of a view recording, read through the Store's public API, for the corpus scans.
+
+Every scan of per-token data in the views (unit discovery, the LM error taxonomy, metrics,
+compare) reads the recording here, one `TokenChunk` at a time (`rnnvis.analysis.chunks`), and
+hands the chunks to a pure analysis; none of them reads whole columns or (tokens, units) arrays.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from ..analysis.chunks import CHUNK_TOKENS, TokenChunk, document_cuts, token_ranges
+from ..errors import NotFound, RnnvisError
+
+
+def read_stream(store, name: str, start: int, stop: int) -> np.ndarray:
+    """(stop - start, units) float32 of a stream stored per token; 404 with the stored ones else."""
+    return store.read(name, start, stop)
+
+
+def has_column(store, name: str) -> bool:
+    """Whether the recording holds the per-token column (e.g. 'loss' only for language models)."""
+    try:
+        return read_column(store, name, 0, 0) is not None
+    except (NotFound, KeyError):
+        return False
+
+
+def read_column(store, name: str, start: int, stop: int) -> np.ndarray | None:
+    """Rows [start, stop) of a per-token column ('token_ids', 'doc_ids', 'positions', 'loss', 'rank',
+    'topk_ids', 'topk_probs'); None when the recording has no such column."""
+    column = getattr(store, "column", None)
+    if column is not None:
+        try:
+            out = column(name, start, stop)
+        except (NotFound, KeyError):
+            return None
+        return None if out is None else np.asarray(out)
+    arrays = store.root  # stores without Store.column (before the sharded Store API): the one place
+    return np.asarray(arrays[name][start:stop]) if name in arrays else None
+
+
+def value_range(store, stream: str) -> tuple[np.ndarray, np.ndarray]:
+    """((units,), (units,)) recorded min and max of every unit of a stream."""
+    u = store.stats[stream].units
+    return np.asarray(u.min, np.float32).reshape(-1), np.asarray(u.max, np.float32).reshape(-1)
+
+
+def doc_cuts(store, chunk: int = CHUNK_TOKENS) -> np.ndarray:
+    """(documents,) first token of every document run of the recording, read chunk by chunk."""
+    parts, prev = [], None
+    for a, b in token_ranges(store.n_tokens, chunk):
+        d = read_column(store, "doc_ids", a, b)
+        parts.append(document_cuts(d, a, prev))
+        prev = d[-1]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def chunks(store, streams: Sequence[str] = (), columns: Sequence[str] = (), chunk: int = CHUNK_TOKENS,
+           by_document: bool = False, extra: Callable[[int, int, dict], dict] | None = None,
+           start: int = 0, stop: int | None = None) -> Iterator[TokenChunk]:
+    """TokenChunks of [start, stop) of the recording with the named streams and columns (missing
+    columns are left out); cut at document starts when `by_document`. extra(a, b, columns) adds
+    derived columns (e.g. annotations) to each chunk."""
+    stop = store.n_tokens if stop is None else stop
+    missing = [s for s in streams if s not in store.streams]
+    if missing:
+        raise NotFound(f"streams {missing} are not stored per token",
+                       f"stored: {', '.join(store.streams) or 'none'}; record them with store_streams")
+    cuts = doc_cuts(store, chunk) - start if by_document else None
+    for a, b in token_ranges(stop - start, chunk, cuts[(cuts >= 0) & (cuts < stop - start)] if cuts is not None else None):
+        a, b = a + start, b + start
+        cols = {}
+        for c in columns:
+            v = read_column(store, c, a, b)
+            if v is not None:
+                cols[c] = v
+        if extra is not None:
+            cols.update(extra(a, b, cols))
+        yield TokenChunk(a, b, {s: read_stream(store, s, a, b) for s in streams}, cols)
+
+
+def need_column(store, name: str, what: str) -> None:
+    if not has_column(store, name):
+        raise RnnvisError(f"the recording has no per-token {name!r}", what)
+
+
+__all__ = ["chunks", "doc_cuts", "has_column", "need_column", "read_column", "read_stream", "value_range"]
