@@ -81,3 +81,42 @@ def settle(fn, ex, timeout=60):
             job = ex.jobs.wait(e.job.id, timeout)
             assert job.status in ("done", "queued", "running"), job.error
     raise AssertionError("still not ready")
+
+
+# ---- corpus scans in bounded memory ------------------------------------------------------------------
+def traced_peak(fn, warm=None) -> int:
+    """Peak bytes traced by tracemalloc (numpy allocations included) while fn() runs, after warm() (or
+    fn()) ran once untraced, so that imports and first-use caches are not counted."""
+    import gc
+    import tracemalloc
+
+    (warm or fn)()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def synthetic_chunks(n: int, units: int = 16, chunk: int = 4096, doc_len: int = 500, seed: int = 0):
+    """TokenChunks of a made-up corpus of n tokens, generated chunk by chunk (nothing held whole): a
+    stream 's' whose unit 0 is higher inside a planted binary annotation 'flag' and unit 1 follows a
+    scalar 'depth'; doc_ids, loss and rank columns."""
+    import numpy as np
+
+    from rnnvis.analysis import TokenChunk
+
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        rng = np.random.default_rng([seed, a])
+        t = np.arange(a, b)
+        flag = (t % 97) < 20
+        depth = (t % 31).astype(np.float64)
+        x = rng.normal(size=(b - a, units)).astype(np.float32)
+        x[:, 0] += flag
+        x[:, 1] += depth / 10
+        yield TokenChunk(a, b, {"s": x}, {"flag": flag, "depth": depth, "doc_ids": t // doc_len,
+                                          "loss": rng.exponential(size=b - a).astype(np.float32),
+                                          "rank": rng.integers(0, 8, size=b - a)})
