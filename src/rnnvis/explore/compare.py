@@ -128,13 +128,12 @@ def _loss_lm(ex: Explorer, a: str, b: str, ha: ModelHandle, ra: np.ndarray, rb: 
         start_taxonomy(ex, a)
         complete = False
     else:
-        crow, cname = cats
-        lookup = np.full(sa.doc_ids.shape[0], None, dtype=object)
-        lookup[crow] = cname
-        c = lookup[rows_a]
-        has = np.array([x is not None for x in c], dtype=bool)
+        codes, cnames = cats
+        c = np.asarray(codes[rows_a]).astype(np.int64)  # 0 not scored, 1 correct, 2 + k category k
+        has = c >= 1
         if has.any():
-            out["by_category"] = _groups(*_codes(c[has]), la[has], lb[has], None)
+            label = np.where(c == 1, len(cnames), c - 2)
+            out["by_category"] = _groups(label[has], list(cnames) + ["correct"], la[has], lb[has], None)
     return out, complete
 
 

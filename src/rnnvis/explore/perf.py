@@ -13,14 +13,17 @@ from __future__ import annotations
 import base64
 import collections
 import json
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
+from ..analysis.chunks import TokenChunk
 from ..errors import RnnvisError
 from .common import num, tolist
 from .jobs import JobContext
+from .scan import chunks, need_column, read_column
 from .session import Explorer, ModelHandle
 
 NGRAM_ORDER = 5  # n-gram oracle orders 1..5 (Karpathy et al. 2015)
@@ -209,9 +212,80 @@ def _encode(h: ModelHandle, doc) -> list[int]:
         return [int(i) for i in h.tokenizer.encode_doc(doc)]
 
 
+def _oracle(ex: Explorer, h: ModelHandle, max_order: int, step) -> tuple[Any, collections.Counter | None, dict]:
+    """(n-gram oracle or None, training word counts or None, oracle info) from the model's training split."""
+    from ..analysis import ngram_oracle
+
+    oracle = {"ngram_orders": None, "train_tokens": None, "counts_from": "training split"}
+    train = _training_docs(ex, h)
+    if train is None:
+        oracle["counts_from"] = "the view data (no training split)"
+        return None, None, oracle
+    itos = h.itos
+    train_ids, n_train = [], 0
+    for doc in train:
+        seq = np.asarray(_encode(h, doc), dtype=np.int32)
+        train_ids.append(seq)
+        n_train += seq.size
+        if n_train >= MAX_NGRAM_TRAIN:
+            break
+    step(0.05, f"fitting Kneser-Ney n-grams of order 1..{max_order} on {n_train:,} training tokens")
+    score = ngram_oracle(train_ids, len(itos), max_order=max_order)
+    oracle.update(ngram_orders=[1, max_order], train_tokens=int(n_train))
+    if h.level == "char":
+        counts = collections.Counter(w for doc in train for w in doc.chars().split())
+    else:
+        counts = collections.Counter()
+        for seq in train_ids:
+            counts.update(itos[i] for i in seq.tolist())
+    return score, counts, oracle
+
+
+def _view_counts(ex: Explorer, h: ModelHandle, store) -> collections.Counter:
+    """Word counts of the view data itself (own data: no training split), read chunk by chunk."""
+    itos = h.itos
+    if h.level == "char":
+        corpus, idx = ex.view_docs(h)
+        return collections.Counter(w for doc in corpus.subset(idx) for w in doc.chars().split())
+    counts: collections.Counter = collections.Counter()
+    for ch in chunks(store, (), ("token_ids",)):
+        counts.update(itos[i] for i in ch.columns["token_ids"].tolist() if 0 <= i < len(itos))
+    return counts
+
+
+def taxonomy_chunks(store, itos: list[str], score=None) -> Iterator[TokenChunk]:
+    """Chunks of the scored tokens of an LM recording for `taxonomy_scan`: a token is scored when its loss
+    is known and the next token (the one predicted) follows it in the same document; columns 'token' (the
+    predicted token), 'doc_ids', 'p_true', 'index' (the recording row) and, with an oracle, 'ngram_p'."""
+    done = 0
+    for ch in chunks(store, (), ("token_ids", "doc_ids", "positions", "loss"), by_document=True):
+        ids, d, pos, loss = (ch.columns[k] for k in ("token_ids", "doc_ids", "positions", "loss"))
+        nxt = np.zeros(len(ch), dtype=bool)  # a chunk ends at a document end: its last token has no next
+        nxt[:-1] = (d[1:] == d[:-1]) & (pos[1:] == pos[:-1] + 1)
+        rows = np.flatnonzero(nxt & np.isfinite(loss))
+        tgt = rows + 1
+        cols = {"token": np.array([itos[i] if 0 <= i < len(itos) else "<unk>" for i in ids[tgt].tolist()], dtype=object),
+                "doc_ids": d[rows], "p_true": np.clip(np.exp(-loss[rows].astype(np.float64)), 0.0, 1.0),
+                "index": rows + ch.start}
+        if score is not None:
+            cut = np.flatnonzero(d[1:] != d[:-1]) + 1
+            q = score([r.tolist() for r in np.split(ids.astype(np.int64), cut)])  # (orders, chunk tokens)
+            cols["ngram_p"] = q[:, tgt].T
+        yield TokenChunk(done, done + rows.size, {}, cols)
+        done += rows.size
+
+
+def categories_path(store, max_order: int) -> Path:
+    """Where the per-token categories of a recording's taxonomy are kept: (tokens,) uint8, 0 = not scored,
+    1 = correct, 2 + c = error category c."""
+    return store.path.with_name(store.path.name + ".taxonomy") / f"categories.order{max_order}.npy"
+
+
 def lm_taxonomy_arrays(ex: Explorer, ref: str, ctx: JobContext | None = None, max_order: int = NGRAM_ORDER):
-    """(ErrorTaxonomy, rows of the recording it scores, oracle info) of an LM's view recording."""
-    from ..analysis import error_taxonomy, ngram_p_true
+    """(ErrorTaxonomy, path of the per-token categories, oracle info) of an LM's view recording, in one pass
+    over chunks of whole documents (`taxonomy_scan`); memory does not grow with the recording."""
+    from ..analysis import taxonomy_scan
+    from ..fsutil import atomic_path
 
     def step(f: float, msg: str) -> None:
         if ctx is not None:
@@ -219,52 +293,27 @@ def lm_taxonomy_arrays(ex: Explorer, ref: str, ctx: JobContext | None = None, ma
 
     h = ex.model(ref)
     store = ex.store(ref)
-    itos = h.itos
-    loss = store.output("loss")
-    if loss is None:
-        raise RnnvisError(f"the view recording of {h.name!r} has no per-token loss",
-                          "the error taxonomy needs a language model")
-    ids = store.token_ids.astype(np.int64)
-    d = store.doc_ids
-    rows, tgt = lm_targets(store)
-    if rows.size == 0:
-        raise RnnvisError(f"the view recording of {h.name!r} has no scored token", "record longer documents")
-    step(0.05, "reading the training split")
-    train = _training_docs(ex, h)
-    oracle = {"ngram_orders": None, "train_tokens": None, "counts_from": "training split"}
-    ngram = None
-    if train is not None:
-        train_ids, n_train = [], 0
-        for doc in train:
-            seq = _encode(h, doc)
-            train_ids.append(seq)
-            n_train += len(seq)
-            if n_train >= MAX_NGRAM_TRAIN:
-                break
-        step(0.15, f"fitting Kneser-Ney n-grams of order 1..{max_order} on {n_train:,} training tokens")
-        # the recorded documents as runs of the store (each document is one contiguous run)
-        cut = np.flatnonzero(d[1:] != d[:-1]) + 1
-        runs = np.split(ids, cut)
-        ngram = ngram_p_true(train_ids, [r.tolist() for r in runs], len(itos), max_order=max_order)
-        ngram = ngram[:, tgt]  # (orders, scored tokens)
-        oracle.update(ngram_orders=[1, max_order], train_tokens=int(n_train))
-        if h.level == "char":
-            counts = collections.Counter(w for doc in train for w in doc.chars().split())
-        else:
-            counts = collections.Counter(itos[i] for seq in train_ids for i in seq)
-    else:  # own data: word counts of the data itself, no n-gram oracle
-        oracle["counts_from"] = "the view data (no training split)"
-        if h.level == "char":
-            corpus, idx = ex.view_docs(h)
-            counts = collections.Counter(w for doc in corpus.subset(idx) for w in doc.chars().split())
-        else:
-            counts = collections.Counter(itos[i] for i in ids.tolist() if 0 <= i < len(itos))
-    step(0.8, "peeling the errors off")
-    tokens = [itos[i] if 0 <= i < len(itos) else "<unk>" for i in ids[tgt].tolist()]
-    p_true = np.clip(np.exp(-loss[rows].astype(np.float64)), 0.0, 1.0)
-    tax = error_taxonomy(tokens, d[rows], p_true, counts, ngram_p=ngram, level=h.level,
-                         max_order=max_order, examples=ERROR_EXAMPLES)
-    return tax, rows, oracle
+    need_column(store, "loss", "the error taxonomy needs a language model's per-token loss")
+    step(0.0, "reading the training split")
+    score, counts, oracle = _oracle(ex, h, max_order, step)
+    if counts is None:
+        counts = _view_counts(ex, h, store)
+    path = categories_path(store, max_order)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = store.n_tokens
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n,))  # 0: not scored
+
+        def sink(ch, cat, order) -> None:
+            out[ch.columns["index"]] = (cat + 2).astype(np.uint8)
+            out.flush()
+
+        tax = taxonomy_scan(taxonomy_chunks(store, h.itos, score), counts, level=h.level, max_order=max_order,
+                            examples=ERROR_EXAMPLES, sink=sink,
+                            progress=lambda stop: step(0.1 + 0.9 * min(1.0, stop / max(n, 1)),
+                                                       f"peeling the errors off: {stop:,} scored tokens"))
+        del out
+    return tax, path, oracle
 
 
 def encode_categories(category: np.ndarray) -> str:
@@ -279,14 +328,18 @@ def decode_categories(blob: str) -> np.ndarray:
 def _lm_taxonomy(ex: Explorer, ref: str, ctx: JobContext | None = None) -> dict:
     h = ex.model(ref)
     store = ex.store(ref)
-    tax, rows, oracle = lm_taxonomy_arrays(ex, ref, ctx)
-    topk = store.output("topk_ids")
+    tax, path, oracle = lm_taxonomy_arrays(ex, ref, ctx)
     itos = h.itos
 
-    def predicted(i: int) -> str | None:
-        if topk is None:
+    def at(name: str, row: int):
+        v = read_column(store, name, row, row + 1)
+        return None if v is None else v[0]
+
+    def predicted(row: int) -> str | None:
+        top = at("topk_ids", row)
+        if top is None:
             return None
-        j = int(topk[rows[i], 0])
+        j = int(np.asarray(top).reshape(-1)[0])
         return itos[j] if 0 <= j < len(itos) else "<unk>"
 
     return {
@@ -294,28 +347,29 @@ def _lm_taxonomy(ex: Explorer, ref: str, ctx: JobContext | None = None) -> dict:
         "error_rate": num(tax.error_rate),
         "categories": [{"name": c.name, "count": int(c.count), "share": num(c.share), "examples": [
             {"left": e.left, "token": e.token, "right": e.right, "p_true": round(float(e.p_true), 6),
-             "predicted": predicted(e.index), "doc": int(e.doc), "position": int(store.positions[rows[e.index]])}
+             "predicted": predicted(e.index), "doc": int(e.doc), "position": int(at("positions", e.index))}
             for e in c.examples]} for c in tax.categories],
         "oracle": oracle,
         # Karpathy, Johnson & Fei-Fei (2015) report this breakdown for a 3-layer LSTM on War and Peace;
         # their shares are not reproduced here (see docs/demo-comparison.md).
         "reference": None,
-        "_category": encode_categories(tax.category), "_rows": int(rows.size),
+        "_categories": str(path), "_rows": int(tax.tokens),
     }
 
 
-def token_categories(ex: Explorer, ref: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(rows of the view recording, error category name per row) from a cached LM taxonomy, or None."""
+def token_categories(ex: Explorer, ref: str) -> tuple[np.ndarray, list[str]] | None:
+    """(codes (tokens,) uint8 memory-mapped: 0 = not scored, 1 = correct, 2 + c = category c; category
+    names) from a cached LM taxonomy, or None when there is none (or its file is gone)."""
     value = peek(ex, "errors_lm", ref, {"order": NGRAM_ORDER})
-    if value is None or "_category" not in value:
+    if value is None or "_categories" not in value:
         return None
-    store = ex.store(ref)
-    rows, _ = lm_targets(store)
-    cat = decode_categories(value["_category"])
-    if cat.size != rows.size:
+    try:
+        codes = np.load(value["_categories"], mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
         return None
-    names = np.array([c["name"] for c in value["categories"]] + ["correct"], dtype=object)
-    return rows, names[np.where(cat >= 0, cat, len(names) - 1)]
+    if codes.shape != (ex.store(ref).n_tokens,):
+        return None
+    return codes, [c["name"] for c in value["categories"]]
 
 
 def start_taxonomy(ex: Explorer, ref: str) -> None:
