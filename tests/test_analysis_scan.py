@@ -104,3 +104,24 @@ def test_scan_units_memory_does_not_grow_with_the_corpus():
 
     small, large = traced_peak(lambda: run(40_000), warm=lambda: run(5000)), traced_peak(lambda: run(160_000))
     assert large <= 1.3 * small, (small, large)
+
+
+def test_lm_metrics_scan_equals_lm_metrics_and_skips_unscored_tokens():
+    from rnnvis.analysis import lm_metrics, lm_metrics_scan
+
+    rng = np.random.default_rng(4)
+    loss = rng.exponential(size=1000)
+    rank = rng.integers(1, 9, size=1000)
+    loss[::7] = np.nan  # nothing predicted there
+    rank[::11] = 0
+    keep = np.isfinite(loss) & (rank >= 1)
+    ref = lm_metrics(loss[keep], rank[keep], level="char")
+    got = lm_metrics_scan(array_chunks(None, {"loss": loss, "rank": rank}, chunk=64), level="char")
+    assert got.tokens == ref.tokens and got.top1 == pytest.approx(ref.top1) and got.top5 == pytest.approx(ref.top5)
+    assert got.loss == pytest.approx(ref.loss, rel=1e-12) and got.bpc == pytest.approx(ref.bpc, rel=1e-12)
+    assert lm_metrics_scan(array_chunks(None, {"loss": loss}, chunk=64)).top1 is None
+    with pytest.raises(RnnvisError):
+        lm_metrics_scan(array_chunks(None, {"loss": np.full(5, np.nan)}))
+    run = lambda n: lm_metrics_scan(synthetic_chunks(n, units=2))  # noqa: E731
+    small, large = traced_peak(lambda: run(40_000), warm=lambda: run(5000)), traced_peak(lambda: run(160_000))
+    assert large <= 1.3 * small, (small, large)

@@ -217,6 +217,7 @@ __all__ += ["Projection", "project", "project_trajectory", "project_units"]
 from rnnvis.analysis.chunks import CHUNK_TOKENS, TokenChunk, array_chunks, document_cuts, token_ranges
 from rnnvis.analysis.discovery_scan import auc_from_histograms, scan_units
 from rnnvis.analysis.errors_lm_scan import taxonomy_scan
+from rnnvis.analysis.metrics import lm_metrics_scan
 
-__all__ += ["CHUNK_TOKENS", "TokenChunk", "array_chunks", "auc_from_histograms", "document_cuts", "ngram_oracle",
+__all__ += ["CHUNK_TOKENS", "TokenChunk", "array_chunks", "auc_from_histograms", "document_cuts", "lm_metrics_scan", "ngram_oracle",
             "scan_units", "taxonomy_scan", "token_ranges"]

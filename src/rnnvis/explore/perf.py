@@ -128,7 +128,7 @@ def class_names(h: ModelHandle, k: int) -> list[str]:
 # ---- metrics -----------------------------------------------------------------------------------------
 def metrics(ex: Explorer, ref: str) -> dict:
     """{kind, split, metrics, baselines, confusion, labels, calibration} on the view recording."""
-    from ..analysis import classifier_metrics, lm_metrics
+    from ..analysis import classifier_metrics, lm_metrics_scan
 
     h = ex.model(ref)
     store = ex.store(ref)
@@ -137,19 +137,16 @@ def metrics(ex: Explorer, ref: str) -> dict:
         out = {"kind": h.kind, "split": h.split, "metrics": {}, "baselines": baselines(ex, h), "confusion": None,
                "labels": None, "calibration": None}
         if h.kind == "lm":
-            loss = store.output("loss")
-            if loss is None:
-                raise RnnvisError(f"the view recording of {h.name!r} has no per-token loss",
-                                  "the model's output is not (batch, time, vocab) logits")
-            rank = store.output("rank")
-            keep = np.isfinite(loss)
-            if rank is not None:
-                keep &= rank >= 0
-            if not keep.any():
+            need_column(store, "loss", "the model's output is not (batch, time, vocab) logits")
+
+            def ranked(a: int, b: int, cols: dict) -> dict:  # 0-based recorded ranks -> 1-based, -1 stays < 1
+                return {"rank": cols["rank"].astype(np.int64) + 1} if "rank" in cols else {}
+            try:
+                m = lm_metrics_scan(chunks(store, (), ("loss", "rank"), extra=ranked),
+                                    level=h.level if h.level in ("word", "char") else "word")
+            except RnnvisError as e:
                 raise RnnvisError(f"the view recording of {h.name!r} has no scored token",
-                                  "record documents of at least two tokens")
-            m = lm_metrics(loss[keep], rank[keep].astype(np.int64) + 1 if rank is not None else None,
-                           level=h.level if h.level in ("word", "char") else "word")
+                                  "record documents of at least two tokens") from e
             out["metrics"] = {"tokens": m.tokens, "loss": num(m.loss), "ppl": num(m.perplexity),
                               "bpc": None if m.bpc is None else num(m.bpc), "top1": m.top1, "top5": m.top5,
                               "level": m.level}
