@@ -218,6 +218,13 @@ from rnnvis.analysis.chunks import CHUNK_TOKENS, TokenChunk, array_chunks, docum
 from rnnvis.analysis.discovery_scan import auc_from_histograms, scan_units
 from rnnvis.analysis.errors_lm_scan import taxonomy_scan
 from rnnvis.analysis.metrics import lm_metrics_scan
+from rnnvis.analysis.similarity_scan import (
+    Moments,
+    layer_similarity_moments,
+    match_units_moments,
+    moments_scan,
+)
 
+__all__ += ["Moments", "layer_similarity_moments", "match_units_moments", "moments_scan"]
 __all__ += ["CHUNK_TOKENS", "TokenChunk", "array_chunks", "auc_from_histograms", "document_cuts", "lm_metrics_scan", "ngram_oracle",
             "scan_units", "taxonomy_scan", "token_ranges"]
