@@ -57,6 +57,23 @@ def doc_cuts(store, chunk: int = CHUNK_TOKENS) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+def doc_table(store, chunk: int = CHUNK_TOKENS) -> dict[str, np.ndarray]:
+    """{doc, start, stop, first, last} (documents,) of every document run of the recording, in recording
+    order: its id, first and stop row, and the positions of its first and last token (read chunk by chunk)."""
+    cuts = doc_cuts(store, chunk)
+    n = store.n_tokens
+    stops = np.r_[cuts[1:], n].astype(np.int64)
+    out = {"start": cuts, "stop": stops, "doc": np.zeros(cuts.size, np.int64), "first": np.zeros(cuts.size, np.int64),
+           "last": np.zeros(cuts.size, np.int64)}
+    for a, b in token_ranges(n, chunk):
+        d, p = read_column(store, "doc_ids", a, b), read_column(store, "positions", a, b)
+        i = np.flatnonzero((cuts >= a) & (cuts < b))
+        out["doc"][i], out["first"][i] = d[cuts[i] - a], p[cuts[i] - a]
+        j = np.flatnonzero((stops > a) & (stops <= b))
+        out["last"][j] = p[stops[j] - 1 - a]
+    return out
+
+
 def chunks(store, streams: Sequence[str] = (), columns: Sequence[str] = (), chunk: int = CHUNK_TOKENS,
            by_document: bool = False, extra: Callable[[int, int, dict], dict] | None = None,
            start: int = 0, stop: int | None = None) -> Iterator[TokenChunk]:
@@ -86,4 +103,4 @@ def need_column(store, name: str, what: str) -> None:
         raise RnnvisError(f"the recording has no per-token {name!r}", what)
 
 
-__all__ = ["chunks", "doc_cuts", "has_column", "need_column", "read_column", "read_stream", "value_range"]
+__all__ = ["chunks", "doc_cuts", "doc_table", "has_column", "need_column", "read_column", "read_stream", "value_range"]
