@@ -83,5 +83,6 @@ def test_taxonomy_scan_memory_does_not_grow_with_the_corpus():
             start += len(toks)
 
     run = lambda n: taxonomy_scan(gen(n), {"int": 30}, level="char", examples=5)  # noqa: E731
-    small, large = traced_peak(lambda: run(400), warm=lambda: run(50)), traced_peak(lambda: run(1600), warm=lambda: run(50))
+    small = traced_peak(lambda: run(400), warm=lambda: run(50))
+    large = traced_peak(lambda: run(1600), warm=lambda: run(50))
     assert large <= 1.3 * small, (small, large)

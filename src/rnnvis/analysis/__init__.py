@@ -226,5 +226,6 @@ from rnnvis.analysis.similarity_scan import (
 )
 
 __all__ += ["Moments", "layer_similarity_moments", "match_units_moments", "moments_scan"]
-__all__ += ["CHUNK_TOKENS", "TokenChunk", "array_chunks", "auc_from_histograms", "document_cuts", "lm_metrics_scan", "ngram_oracle",
+__all__ += ["CHUNK_TOKENS", "TokenChunk", "array_chunks", "auc_from_histograms", "document_cuts", "lm_metrics_scan",
+            "ngram_oracle",
             "scan_units", "taxonomy_scan", "token_ranges"]

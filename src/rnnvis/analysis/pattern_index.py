@@ -40,7 +40,7 @@ from rnnvis.analysis.pattern import (
     select_units,
     unit_thresholds,
 )
-from rnnvis.analysis.pattern_build import INDEX_FORMAT, RunIndex, build_run_index, load_run_index
+from rnnvis.analysis.pattern_build import INDEX_FORMAT, RunIndex, build_run_index, load_run_index  # noqa: F401
 from rnnvis.errors import NotFound, RnnvisError
 
 def _intersect(a_s, a_e, b_s, b_e):

@@ -257,7 +257,8 @@ def _scan(ex: Explorer, a: str, b: str, ha: ModelHandle, stream: str, al: Alignm
     out = {"similarity": {"layers_a": ha_s, "layers_b": hb_s, "cka": tolist(cka.matrix), "svcca": tolist(sv.matrix),
                           "tokens": int(m.n)},
            "matching": {"stream": stream, "absolute": True, "tokens": int(m.n),
-                        "pairs": [{"a": int(i), "b": int(j), "r": num(r)} for i, j, r in zip(mt.rows, mt.cols, mt.matched)],
+                        "pairs": [{"a": int(i), "b": int(j), "r": num(r)}
+                                  for i, j, r in zip(mt.rows, mt.cols, mt.matched)],
                         "mean_r": num(mt.mean), "unmatched_a": mt.unmatched_a.astype(int).tolist(),
                         "unmatched_b": mt.unmatched_b.astype(int).tolist()},
            "loss": None, "complete": True}

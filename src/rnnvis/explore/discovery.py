@@ -36,17 +36,16 @@ def available(ex: Explorer, ref: str) -> list[str]:
     return names
 
 
-def annotator(ex: Explorer, ref: str, names: list[str]):
+def annotator(decode, names: list[str], tags: np.ndarray | None = None):
     """extra(a, b, columns) -> {name: (rows,) annotation} of a document-aligned chunk, for `scan.chunks`:
-    bool for binary annotations (and POS classes), float for scalar ones."""
+    bool for binary annotations (and POS classes, from `tags`, the (tokens,) tag of every token), float
+    for scalar ones. decode(ids) -> token strings."""
     from ..analysis import annotate
 
-    h = ex.model(ref)
     plain = [n for n in names if not n.startswith("pos=")]
-    tags = token_pos(ex, ref) if len(plain) < len(names) else None
 
     def extra(a: int, b: int, cols: dict) -> dict:
-        out = annotate(h.decode(cols["token_ids"]), plain, doc_ids=cols["doc_ids"]) if plain else {}
+        out = annotate(decode(cols["token_ids"]), plain, doc_ids=cols["doc_ids"]) if plain else {}
         out = {k: v if v.dtype == bool else v.astype(np.float64) for k, v in out.items()}
         for n in names:
             if n.startswith("pos="):
@@ -55,10 +54,22 @@ def annotator(ex: Explorer, ref: str, names: list[str]):
     return extra
 
 
-def discovery(ex: Explorer, ref: str, annotations: list[str] | None = None, top: int = 10) -> dict:
-    """{annotations: [{name, kind, metric, error, top: [{stream, unit, score, effect}], probe}], available}."""
+def rank_store(store, decode, names: list[str], tags: np.ndarray | None = None, progress=None):
+    """UnitDiscovery of every stored stream of a recording against the named annotations, in one chunked
+    pass (`scan_units`), with a probe of the default stream on `PROBE_SAMPLE` tokens."""
     from ..analysis import scan_units
 
+    units = {s: store.meta["units"][s] for s in store.streams}
+    probe_stream = default_stream(units)
+    found = scan_units(
+        chunks(store, list(units), ("token_ids", "doc_ids"), by_document=True, extra=annotator(decode, names, tags)),
+        names, {s: value_range(store, s) for s in units}, probe_stream=probe_stream, probe_sample=PROBE_SAMPLE,
+        progress=progress)
+    return found, probe_stream
+
+
+def discovery(ex: Explorer, ref: str, annotations: list[str] | None = None, top: int = 10) -> dict:
+    """{annotations: [{name, kind, metric, error, top: [{stream, unit, score, effect}], probe}], available}."""
     store = ex.store(ref)
     top = check_int("top", top, 1, 100)
     avail = available(ex, ref)
@@ -68,13 +79,12 @@ def discovery(ex: Explorer, ref: str, annotations: list[str] | None = None, top:
         raise bad(f"unknown annotations {unknown}", f"choose from {', '.join(avail)}")
     n = store.n_tokens
     units = {s: store.meta["units"][s] for s in store.streams}
-    probe_stream = default_stream(units)
 
     def run(ctx) -> list[dict]:
         ctx.progress(0.0, f"ranking units against {len(names)} annotations")
-        found = scan_units(
-            chunks(store, list(units), ("token_ids", "doc_ids"), by_document=True, extra=annotator(ex, ref, names)),
-            names, {s: value_range(store, s) for s in units}, probe_stream=probe_stream, probe_sample=PROBE_SAMPLE,
+        tags = token_pos(ex, ref) if any(nm.startswith("pos=") for nm in names) else None
+        found, probe_stream = rank_store(
+            store, ex.model(ref).decode, names, tags,
             progress=lambda stop: ctx.progress(stop / max(n, 1), f"ranking units: {stop:,} of {n:,} tokens"))
         out = []
         for name in names:

@@ -209,33 +209,38 @@ def _encode(h: ModelHandle, doc) -> list[int]:
         return [int(i) for i in h.tokenizer.encode_doc(doc)]
 
 
-def _oracle(ex: Explorer, h: ModelHandle, max_order: int, step) -> tuple[Any, collections.Counter | None, dict]:
-    """(n-gram oracle or None, training word counts or None, oracle info) from the model's training split."""
+def fit_oracle(train_docs, encode, itos: list[str], level: str, max_order: int = NGRAM_ORDER, step=None):
+    """(n-gram oracle, training word counts, oracle info) from training documents: Kneser–Ney models of
+    order 1..max_order on their first `MAX_NGRAM_TRAIN` tokens (encode(doc) -> ids)."""
     from ..analysis import ngram_oracle
 
-    oracle = {"ngram_orders": None, "train_tokens": None, "counts_from": "training split"}
-    train = _training_docs(ex, h)
-    if train is None:
-        oracle["counts_from"] = "the view data (no training split)"
-        return None, None, oracle
-    itos = h.itos
     train_ids, n_train = [], 0
-    for doc in train:
-        seq = np.asarray(_encode(h, doc), dtype=np.int32)
+    for doc in train_docs:
+        seq = np.asarray(encode(doc), dtype=np.int32)
         train_ids.append(seq)
         n_train += seq.size
         if n_train >= MAX_NGRAM_TRAIN:
             break
-    step(0.05, f"fitting Kneser-Ney n-grams of order 1..{max_order} on {n_train:,} training tokens")
+    if step is not None:
+        step(0.05, f"fitting Kneser-Ney n-grams of order 1..{max_order} on {n_train:,} training tokens")
     score = ngram_oracle(train_ids, len(itos), max_order=max_order)
-    oracle.update(ngram_orders=[1, max_order], train_tokens=int(n_train))
-    if h.level == "char":
-        counts = collections.Counter(w for doc in train for w in doc.chars().split())
+    if level == "char":
+        counts = collections.Counter(w for doc in train_docs for w in doc.chars().split())
     else:
         counts = collections.Counter()
         for seq in train_ids:
             counts.update(itos[i] for i in seq.tolist())
-    return score, counts, oracle
+    return score, counts, {"ngram_orders": [1, max_order], "train_tokens": int(n_train),
+                           "counts_from": "training split"}
+
+
+def _oracle(ex: Explorer, h: ModelHandle, max_order: int, step) -> tuple[Any, collections.Counter | None, dict]:
+    """(n-gram oracle or None, training word counts or None, oracle info) from the model's training split."""
+    train = _training_docs(ex, h)
+    if train is None:
+        return None, None, {"ngram_orders": None, "train_tokens": None,
+                            "counts_from": "the view data (no training split)"}
+    return fit_oracle(train, lambda doc: _encode(h, doc), h.itos, h.level, max_order, step)
 
 
 def _view_counts(ex: Explorer, h: ModelHandle, store) -> collections.Counter:
@@ -261,7 +266,8 @@ def taxonomy_chunks(store, itos: list[str], score=None) -> Iterator[TokenChunk]:
         nxt[:-1] = (d[1:] == d[:-1]) & (pos[1:] == pos[:-1] + 1)
         rows = np.flatnonzero(nxt & np.isfinite(loss))
         tgt = rows + 1
-        cols = {"token": np.array([itos[i] if 0 <= i < len(itos) else "<unk>" for i in ids[tgt].tolist()], dtype=object),
+        words = [itos[i] if 0 <= i < len(itos) else "<unk>" for i in ids[tgt].tolist()]
+        cols = {"token": np.array(words, dtype=object),
                 "doc_ids": d[rows], "p_true": np.clip(np.exp(-loss[rows].astype(np.float64)), 0.0, 1.0),
                 "index": rows + ch.start}
         if score is not None:
@@ -278,11 +284,33 @@ def categories_path(store, max_order: int) -> Path:
     return store.path.with_name(store.path.name + ".taxonomy") / f"categories.order{max_order}.npy"
 
 
+def taxonomy_store(store, itos: list[str], level: str, score, counts, path: Path, max_order: int = NGRAM_ORDER,
+                   progress=None):
+    """The ErrorTaxonomy of an LM recording in one pass over chunks of whole documents (`taxonomy_scan`),
+    its per-token categories written to `path` ((tokens,) uint8, see `categories_path`)."""
+    from ..analysis import taxonomy_scan
+    from ..fsutil import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = store.n_tokens
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n,))  # 0: not scored
+
+        def sink(ch, cat, order) -> None:
+            out[ch.columns["index"]] = (cat + 2).astype(np.uint8)
+            out.flush()
+
+        tax = taxonomy_scan(taxonomy_chunks(store, itos, score), counts, level=level, max_order=max_order,
+                            examples=ERROR_EXAMPLES, sink=sink,
+                            progress=None if progress is None else
+                            lambda stop: progress(min(1.0, stop / max(n, 1)), stop))
+        del out
+    return tax
+
+
 def lm_taxonomy_arrays(ex: Explorer, ref: str, ctx: JobContext | None = None, max_order: int = NGRAM_ORDER):
     """(ErrorTaxonomy, path of the per-token categories, oracle info) of an LM's view recording, in one pass
     over chunks of whole documents (`taxonomy_scan`); memory does not grow with the recording."""
-    from ..analysis import taxonomy_scan
-    from ..fsutil import atomic_path
 
     def step(f: float, msg: str) -> None:
         if ctx is not None:
@@ -296,20 +324,8 @@ def lm_taxonomy_arrays(ex: Explorer, ref: str, ctx: JobContext | None = None, ma
     if counts is None:
         counts = _view_counts(ex, h, store)
     path = categories_path(store, max_order)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = store.n_tokens
-    with atomic_path(path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n,))  # 0: not scored
-
-        def sink(ch, cat, order) -> None:
-            out[ch.columns["index"]] = (cat + 2).astype(np.uint8)
-            out.flush()
-
-        tax = taxonomy_scan(taxonomy_chunks(store, h.itos, score), counts, level=h.level, max_order=max_order,
-                            examples=ERROR_EXAMPLES, sink=sink,
-                            progress=lambda stop: step(0.1 + 0.9 * min(1.0, stop / max(n, 1)),
-                                                       f"peeling the errors off: {stop:,} scored tokens"))
-        del out
+    tax = taxonomy_store(store, h.itos, h.level, score, counts, path, max_order,
+                         progress=lambda f, done: step(0.1 + 0.9 * f, f"peeling the errors off: {done:,} scored tokens"))
     return tax, path, oracle
 
 

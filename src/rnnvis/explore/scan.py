@@ -86,7 +86,9 @@ def chunks(store, streams: Sequence[str] = (), columns: Sequence[str] = (), chun
         raise NotFound(f"streams {missing} are not stored per token",
                        f"stored: {', '.join(store.streams) or 'none'}; record them with store_streams")
     cuts = doc_cuts(store, chunk) - start if by_document else None
-    for a, b in token_ranges(stop - start, chunk, cuts[(cuts >= 0) & (cuts < stop - start)] if cuts is not None else None):
+    if cuts is not None:
+        cuts = cuts[(cuts >= 0) & (cuts < stop - start)]
+    for a, b in token_ranges(stop - start, chunk, cuts):
         a, b = a + start, b + start
         cols = {}
         for c in columns:
