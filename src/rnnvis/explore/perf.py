@@ -209,9 +209,10 @@ def _encode(h: ModelHandle, doc) -> list[int]:
         return [int(i) for i in h.tokenizer.encode_doc(doc)]
 
 
-def fit_oracle(train_docs, encode, itos: list[str], level: str, max_order: int = NGRAM_ORDER, step=None):
+def fit_oracle(train_docs, encode, itos: list[str], level: str, max_order: int = NGRAM_ORDER, step=None,
+               max_train: int = MAX_NGRAM_TRAIN):
     """(n-gram oracle, training word counts, oracle info) from training documents: Kneser–Ney models of
-    order 1..max_order on their first `MAX_NGRAM_TRAIN` tokens (encode(doc) -> ids)."""
+    order 1..max_order on their first `max_train` tokens (encode(doc) -> ids)."""
     from ..analysis import ngram_oracle
 
     train_ids, n_train = [], 0
@@ -219,7 +220,7 @@ def fit_oracle(train_docs, encode, itos: list[str], level: str, max_order: int =
         seq = np.asarray(encode(doc), dtype=np.int32)
         train_ids.append(seq)
         n_train += seq.size
-        if n_train >= MAX_NGRAM_TRAIN:
+        if n_train >= max_train:
             break
     if step is not None:
         step(0.05, f"fitting Kneser-Ney n-grams of order 1..{max_order} on {n_train:,} training tokens")
