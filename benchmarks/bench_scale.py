@@ -189,6 +189,7 @@ def main() -> None:
     from rnnvis.data import fetch_dataset, load_dataset
     from rnnvis.explore.discovery import CHAR_ANNOTATIONS, rank_store
     from rnnvis.explore.perf import categories_path, fit_oracle, taxonomy_store
+    from rnnvis.explore.session import one_blas_thread
     from rnnvis.recorder import load_model
 
     ws = Workspace.open(args.home) if args.home else Workspace.open()
@@ -216,6 +217,8 @@ def main() -> None:
 
         from rnnvis.analysis import open_pattern_index
 
+        blas = one_blas_thread()  # the analyses run as the app's analysis jobs do
+        blas.__enter__()
         peak.start_step()
         t = time.perf_counter()
         idx = open_pattern_index(store, STREAM, THETA)
@@ -248,6 +251,7 @@ def main() -> None:
         steps["taxonomy"] = peak.step
         log(f"taxonomy in {taxonomy_s:.1f} s (oracle on {oracle['train_tokens']:,} training characters): "
             f"{tax.errors:,} errors of {tax.tokens:,}: " + ", ".join(f"{c.name} {c.share:.1%}" for c in tax.categories))
+        blas.__exit__(None, None, None)
     finally:
         peak.close()
         if not args.scratch:
