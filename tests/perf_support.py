@@ -83,6 +83,19 @@ def settle(fn, ex, timeout=60):
     raise AssertionError("still not ready")
 
 
+def lm_targets(store):
+    """(rows, targets) from whole columns, the reference for the chunked scans: recorded tokens whose loss
+    is known and whose next token follows in the same document, and the index of that next token."""
+    import numpy as np
+
+    loss = store.output("loss")
+    d, p = store.doc_ids, store.positions
+    nxt = np.zeros(d.shape[0], dtype=bool)
+    nxt[:-1] = (d[1:] == d[:-1]) & (p[1:] == p[:-1] + 1)
+    rows = np.flatnonzero(nxt & np.isfinite(loss))
+    return rows, rows + 1
+
+
 # ---- corpus scans in bounded memory ------------------------------------------------------------------
 def traced_peak(fn, warm=None) -> int:
     """Peak bytes traced by tracemalloc (numpy allocations included) while fn() runs, after warm() (or

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from perf_support import build, explorer, ready, settle
+from perf_support import build, explorer, lm_targets, ready, settle
 from rnnvis.errors import NotFound, RnnvisError
 from rnnvis.explore import compare as cmp
 from rnnvis.explore import perf
@@ -70,7 +70,7 @@ def test_classifier_metrics_agree_with_the_analysis(ex):
 def test_lm_error_taxonomy(ex):
     store = ready(ex, "lm-a")
     out = settle(lambda: perf.errors(ex, "lm-a"), ex)
-    rows, _ = perf.lm_targets(store)
+    rows, _ = lm_targets(store)
     p_true = np.exp(-store.output("loss")[rows])
     assert out["kind"] == "lm" and out["total"] == rows.size
     assert out["errors"] == int((p_true < 0.5).sum())
@@ -131,7 +131,7 @@ def test_compare_two_models_and_tokens(ex):
     sa, sb = ready(ex, "lm-a"), ready(ex, "lm-b")
     out = settle(lambda: cmp.compare(ex, "lm-a", "lm-b"), ex)
     assert out["a"] == "lm-a" and out["b"] == "lm-b" and out["same_tokens"]
-    rows, tgt = perf.lm_targets(sa)
+    rows, tgt = lm_targets(sa)
     la, lb = sa.output("loss")[rows].astype(float), sb.output("loss")[rows].astype(float)
     assert out["loss"]["mean_a"] == pytest.approx(la.mean()) and out["loss"]["mean_b"] == pytest.approx(lb.mean())
     words = np.array(ex.model("lm-a").decode(sa.token_ids[tgt]), dtype=object)
@@ -211,7 +211,7 @@ def test_compare_loss_by_category_and_similarity_equal_whole_array_computations(
     sa, sb = ready(ex, "lm-a"), ready(ex, "lm-b")
     settle(lambda: perf.errors(ex, "lm-a"), ex)  # the taxonomy of a is cached: by_category is filled
     out = settle(lambda: cmp.compare(ex, "lm-a", "lm-b"), ex)
-    rows, _ = perf.lm_targets(sa)
+    rows, _ = lm_targets(sa)
     la, lb = sa.output("loss")[rows].astype(float), sb.output("loss")[rows].astype(float)
     codes, names = perf.token_categories(ex, "lm-a")
     labels = np.array(list(names) + ["correct"], dtype=object)[np.where(codes[rows] == 1, len(names),

@@ -341,13 +341,13 @@ def compare_tokens(ex: Explorer, a: str, b: str, doc: int) -> dict:
     s0, s1 = doc_range(ex, a, int(doc))
     t0, t1 = doc_range(ex, b, int(doc))
     s1 = min(s1, s0 + MAX_DOC_TOKENS)
-    pa = sa.positions[s0:s1].astype(np.int64)
-    pb = sb.positions[t0:t1].astype(np.int64)
-    lb_doc = sb.output("loss")[t0:t1]
+    pa = read_column(sa, "positions", s0, s1).astype(np.int64)
+    pb = read_column(sb, "positions", t0, t1).astype(np.int64)
+    lb_doc = read_column(sb, "loss", t0, t1)
     where = {int(p): i for i, p in enumerate(pb.tolist())}
-    la = sa.output("loss")[s0:s1].astype(np.float64)
+    la = read_column(sa, "loss", s0, s1).astype(np.float64)
     lb = np.array([lb_doc[where[p]] if p in where else np.nan for p in pa.tolist()], dtype=np.float64)
-    tokens = ha.decode(sa.token_ids[s0:s1])
+    tokens = ha.decode(read_column(sa, "token_ids", s0, s1))
     return {"doc": int(doc), "tokens": tokens, "loss_a": tolist(la), "loss_b": tolist(lb), "diff": tolist(la - lb),
             "truncated": bool(s1 - s0 < doc_range(ex, a, int(doc))[1] - doc_range(ex, a, int(doc))[0])}
 

@@ -73,18 +73,6 @@ def baselines(ex: Explorer, h: ModelHandle) -> list[dict]:
     return [{"name": k, "metrics": _jsonable(b["metrics"])} for k, b in sorted(rows.items())]
 
 
-def lm_targets(store) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, targets): recorded tokens whose loss is known and whose next token is recorded, and the
-    index of that next (predicted) token."""
-    loss = store.output("loss")
-    d, p = store.doc_ids, store.positions
-    n = d.shape[0]
-    nxt = np.zeros(n, dtype=bool)
-    nxt[:-1] = (d[1:] == d[:-1]) & (p[1:] == p[:-1] + 1)
-    rows = np.flatnonzero(nxt & np.isfinite(loss))
-    return rows, rows + 1
-
-
 def doc_predictions(ex: Explorer, ref: str) -> tuple[np.ndarray, np.ndarray]:
     """(documents (n,), class probabilities (n, classes)) of a classifier's view recording, one row per
     document (its last window), by document id."""
@@ -413,9 +401,8 @@ def _classifier_errors(ex: Explorer, ref: str) -> dict:
         raise RnnvisError(f"the view data of {h.name!r} has no gold class labels",
                           "serve labelled data (e.g. a data set with a label column) to slice the errors")
     ranges = doc_tokens(ex, ref)
-    ids = store.token_ids
     itos = h.itos
-    doc_ids = [ids[ranges[int(dd)][0]:ranges[int(dd)][1]] for dd in docs]
+    doc_ids = [read_column(store, "token_ids", *ranges[int(dd)]) for dd in docs]
     toks = [[itos[i] if 0 <= i < len(itos) else "<unk>" for i in seq.tolist()] for seq in doc_ids]
     sl = error_slices(toks, probs, y, class_names=names, max_errors=MISCLASSIFIED)
     corpus, _ = ex.view_docs(h)
