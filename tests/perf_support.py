@@ -133,3 +133,38 @@ def synthetic_chunks(n: int, units: int = 16, chunk: int = 4096, doc_len: int = 
         yield TokenChunk(a, b, {"s": x}, {"flag": flag, "depth": depth, "doc_ids": t // doc_len,
                                           "loss": rng.exponential(size=b - a).astype(np.float32),
                                           "rank": rng.integers(0, 8, size=b - a)})
+
+
+CHARS = ["<pad>", "<unk>"] + list('abcxyz ();{}"/*\n=+')
+
+
+def tiny_recording(path, n_docs: int, doc_len: int = 400, seed: int = 0):
+    """A real view recording (Store) of a tiny seeded char LSTM LM over n_docs made-up documents of
+    doc_len characters from `CHARS` (documents of 200-token windows, as the app records them)."""
+    import torch
+    from torch import nn
+
+    from rnnvis.recording import record_corpus
+
+    class LM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.rnn, self.out = nn.Embedding(len(CHARS), 8), nn.LSTM(8, 16, batch_first=True), \
+                nn.Linear(16, len(CHARS))
+
+        def forward(self, ids):
+            return self.out(self.rnn(self.emb(ids))[0])
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
+
+    def batches():
+        for d in range(n_docs):
+            ids = torch.randint(2, len(CHARS), (1, doc_len), generator=g)
+            for w in range(0, doc_len, 200):
+                yield {"ids": ids[:, w:w + 200], "lengths": torch.tensor([min(200, doc_len - w)]),
+                       "doc_ids": torch.tensor([d]), "start_pos": torch.tensor([w])}
+
+    # small store chunks (1000 tokens), so that a store of a few documents already spans many of them
+    return record_corpus(LM().eval(), batches(), path, vocab_size=len(CHARS), store_streams=("*.h",),
+                         progress=False, chunk_tokens=1000)

@@ -40,6 +40,7 @@ from rnnvis.analysis.pattern import (
     select_units,
     unit_thresholds,
 )
+from rnnvis.analysis.chunks import store_column
 from rnnvis.analysis.pattern_build import INDEX_FORMAT, RunIndex, build_run_index, load_run_index  # noqa: F401
 from rnnvis.errors import NotFound, RnnvisError
 
@@ -168,12 +169,8 @@ def store_thresholds(store, stream: str, threshold: Any) -> np.ndarray:
 
 
 def _doc_reader(store):
-    """read(start, stop) -> document ids of those rows, through the Store API (`Store.column`); a store
-    without it gives its whole doc_ids column once."""
-    if hasattr(store, "column"):
-        return lambda a, b: np.asarray(store.column("doc_ids", a, b))
-    docs = store.doc_ids
-    return lambda a, b: docs[a:b]
+    """read(start, stop) -> document ids of those rows of a recording."""
+    return lambda a, b: store_column(store, "doc_ids", a, b)
 
 
 def select_units_in_store(store, stream: str, start: int, stop: int, threshold: Any,

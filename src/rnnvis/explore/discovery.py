@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..analysis.chunks import CHUNK_TOKENS
 from .common import bad, check_int, default_stream, num, token_pos
 from .scan import chunks, value_range
 from .session import Explorer, ModelHandle
@@ -54,7 +55,8 @@ def annotator(decode, names: list[str], tags: np.ndarray | None = None):
     return extra
 
 
-def rank_store(store, decode, names: list[str], tags: np.ndarray | None = None, progress=None):
+def rank_store(store, decode, names: list[str], tags: np.ndarray | None = None, progress=None,
+               chunk: int = CHUNK_TOKENS, probe_sample: int = PROBE_SAMPLE):
     """UnitDiscovery of every stored stream of a recording against the named annotations, in one chunked
     pass (`scan_units`), with a probe of the default stream on `PROBE_SAMPLE` tokens."""
     from ..analysis import scan_units
@@ -62,8 +64,9 @@ def rank_store(store, decode, names: list[str], tags: np.ndarray | None = None, 
     units = {s: store.meta["units"][s] for s in store.streams}
     probe_stream = default_stream(units)
     found = scan_units(
-        chunks(store, list(units), ("token_ids", "doc_ids"), by_document=True, extra=annotator(decode, names, tags)),
-        names, {s: value_range(store, s) for s in units}, probe_stream=probe_stream, probe_sample=PROBE_SAMPLE,
+        chunks(store, list(units), ("token_ids", "doc_ids"), chunk, by_document=True,
+               extra=annotator(decode, names, tags)),
+        names, {s: value_range(store, s) for s in units}, probe_stream=probe_stream, probe_sample=probe_sample,
         progress=progress)
     return found, probe_stream
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..analysis.chunks import TokenChunk
+from ..analysis.chunks import CHUNK_TOKENS, TokenChunk
 from ..errors import RnnvisError
 from .common import num, tolist
 from .jobs import JobContext
@@ -244,12 +244,12 @@ def _view_counts(ex: Explorer, h: ModelHandle, store) -> collections.Counter:
     return counts
 
 
-def taxonomy_chunks(store, itos: list[str], score=None) -> Iterator[TokenChunk]:
+def taxonomy_chunks(store, itos: list[str], score=None, chunk: int = CHUNK_TOKENS) -> Iterator[TokenChunk]:
     """Chunks of the scored tokens of an LM recording for `taxonomy_scan`: a token is scored when its loss
     is known and the next token (the one predicted) follows it in the same document; columns 'token' (the
     predicted token), 'doc_ids', 'p_true', 'index' (the recording row) and, with an oracle, 'ngram_p'."""
     done = 0
-    for ch in chunks(store, (), ("token_ids", "doc_ids", "positions", "loss"), by_document=True):
+    for ch in chunks(store, (), ("token_ids", "doc_ids", "positions", "loss"), chunk, by_document=True):
         ids, d, pos, loss = (ch.columns[k] for k in ("token_ids", "doc_ids", "positions", "loss"))
         nxt = np.zeros(len(ch), dtype=bool)  # a chunk ends at a document end: its last token has no next
         nxt[:-1] = (d[1:] == d[:-1]) & (pos[1:] == pos[:-1] + 1)
@@ -274,7 +274,7 @@ def categories_path(store, max_order: int) -> Path:
 
 
 def taxonomy_store(store, itos: list[str], level: str, score, counts, path: Path, max_order: int = NGRAM_ORDER,
-                   progress=None):
+                   progress=None, chunk: int = CHUNK_TOKENS):
     """The ErrorTaxonomy of an LM recording in one pass over chunks of whole documents (`taxonomy_scan`),
     its per-token categories written to `path` ((tokens,) uint8, see `categories_path`)."""
     from ..analysis import taxonomy_scan
@@ -289,7 +289,7 @@ def taxonomy_store(store, itos: list[str], level: str, score, counts, path: Path
             out[ch.columns["index"]] = (cat + 2).astype(np.uint8)
             out.flush()
 
-        tax = taxonomy_scan(taxonomy_chunks(store, itos, score), counts, level=level, max_order=max_order,
+        tax = taxonomy_scan(taxonomy_chunks(store, itos, score, chunk), counts, level=level, max_order=max_order,
                             examples=ERROR_EXAMPLES, sink=sink,
                             progress=None if progress is None else
                             lambda stop: progress(min(1.0, stop / max(n, 1)), stop))

@@ -11,6 +11,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..analysis.chunks import CHUNK_TOKENS, TokenChunk, document_cuts, token_ranges
+from ..analysis.chunks import store_column as read_column
 from ..errors import NotFound, RnnvisError
 
 
@@ -25,20 +26,6 @@ def has_column(store, name: str) -> bool:
         return read_column(store, name, 0, 0) is not None
     except (NotFound, KeyError):
         return False
-
-
-def read_column(store, name: str, start: int, stop: int) -> np.ndarray | None:
-    """Rows [start, stop) of a per-token column ('token_ids', 'doc_ids', 'positions', 'loss', 'rank',
-    'topk_ids', 'topk_probs'); None when the recording has no such column."""
-    column = getattr(store, "column", None)
-    if column is not None:
-        try:
-            out = column(name, start, stop)
-        except (NotFound, KeyError):
-            return None
-        return None if out is None else np.asarray(out)
-    arrays = store.root  # stores without Store.column (before the sharded Store API): the one place
-    return np.asarray(arrays[name][start:stop]) if name in arrays else None
 
 
 def value_range(store, stream: str) -> tuple[np.ndarray, np.ndarray]:
