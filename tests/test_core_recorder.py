@@ -32,7 +32,8 @@ def test_record_model_uses_the_training_split_and_caches(ws, catalog, tiny_lm):
     expected_tokens = sum(len(corpus.documents[i].words()) + 1 for i in splits["test"])  # + <eos>
     assert store.n_tokens == expected_tokens
     assert set(np.unique(store.doc_ids)) == set(splits["test"])
-    assert {"layer0.fwd.h", "layer0.fwd.gate.r", "layer0.fwd.gate.z", "layer0.fwd.gate.n"} <= set(store.streams)
+    assert store.streams == ["layer0.fwd.h"]  # per token by default; the gates are recomputed
+    assert {"layer0.fwd.h", "layer0.fwd.gate.r", "layer0.fwd.gate.z", "layer0.fwd.gate.n"} == set(store.all_streams)
     assert len(catalog.recordings()) == 1
     again = record_model("tiny", ws, catalog, data=str(path), data_options={"per_line": True},
                          split="test", progress=False)
@@ -42,3 +43,13 @@ def test_record_model_uses_the_training_split_and_caches(ws, catalog, tiny_lm):
 def test_bad_max_tokens_is_refused(ws, catalog, tiny_lm):
     with pytest.raises(RnnvisError, match="must be positive"):
         record_model("tiny", ws, catalog, max_tokens=0, progress=False)
+
+
+def test_record_model_split_all_covers_every_document(ws, catalog, tiny_lm):
+    path, corpus = tiny_lm
+    store = record_model("tiny", ws, catalog, data=str(path), data_options={"per_line": True},
+                         split="all", progress=False, store_streams=("*",))
+    assert set(np.unique(store.doc_ids)) == set(range(len(corpus.documents)))
+    assert sorted(store.streams) == sorted(store.all_streams)
+    with pytest.raises(RnnvisError, match="unknown split"):
+        record_model("tiny", ws, catalog, split="everything", progress=False)

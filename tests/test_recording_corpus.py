@@ -86,7 +86,9 @@ def test_store_holds_every_stream_and_stats(tmp_path, method, cell):
     model = LM(cell).eval()
     docs = make_docs()
     store = record_corpus(model, batches_of(docs), tmp_path / "rec", vocab_size=V, dtype="float32",
-                          progress=False, method=method, chunk_tokens=16, meta={"model_id": "tiny"})
+                          progress=False, method=method, chunk_tokens=16, meta={"model_id": "tiny"},
+                          store_streams="*", word_stats="*", shard_tokens=40)
+    assert len(store.meta["shards"]) > 1  # reads below cross shard borders
     want, ids, dids, pos = expected(model, docs)
     n = sum(len(d) for d in docs)
     assert store.n_tokens == n and store.meta["model_id"] == "tiny"
@@ -138,7 +140,8 @@ def test_float16_default_subset_of_streams_and_cells(tmp_path):
                           store_streams=["*.h", "*.gate.z"])
     assert sorted(store.streams) == ["cell.gate.z", "cell.h"]
     assert sorted(store.stats) == ["cell.gate.n", "cell.gate.r", "cell.gate.z", "cell.h"]
-    assert store.root["streams/cell.h"].dtype == np.float16
+    assert store.dask("cell.h").dtype == np.float16
+    assert store.has_word_stats("cell.h") and not store.has_word_stats("cell.gate.z")
     ref = torch.cat([torch.stack([h for h in _cell_h(model, b)], 1)[r, :L]
                      for b in batches_of(docs) for r, L in enumerate(b["lengths"].tolist())])
     np.testing.assert_allclose(store.read("cell.h"), ref.numpy(), atol=2e-3)
@@ -181,9 +184,10 @@ def test_shard_stores_merge_to_whole(tmp_path):
     model = LM("gru").eval()
     docs = make_docs(10)
     bs = list(batches_of(docs))
-    whole = record_corpus(model, bs, tmp_path / "w", vocab_size=V, progress=False, write=True).stats
-    a = record_corpus(model, bs[:2], tmp_path / "a", vocab_size=V, progress=False).stats
-    b = record_corpus(model, bs[2:], tmp_path / "b", vocab_size=V, progress=False).stats
+    kw = dict(vocab_size=V, progress=False, word_stats="*")
+    whole = record_corpus(model, bs, tmp_path / "w", write=True, **kw).stats
+    a = record_corpus(model, bs[:2], tmp_path / "a", **kw).stats
+    b = record_corpus(model, bs[2:], tmp_path / "b", **kw).stats
     name = "layer1.fwd.gate.z"  # gates have fixed histogram edges, so shards merge fully
     m = a[name].merge(b[name])
     assert torch.equal(m.words.count, whole[name].words.count)

@@ -35,6 +35,7 @@ _EXPORTS = {
     "record": ".recording",
     "Recording": ".recording",
     "record_corpus": ".recording",
+    "recompute": ".recording",
     "Store": ".recording",
     "record_model": ".recorder",
     "load_model": ".recorder",

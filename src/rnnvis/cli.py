@@ -69,13 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_home(p)
     _add_train_options(p)
 
-    p = sub.add_parser("record", help="record every hidden state, cell state and gate of a model on a corpus",
-                       description="Record per-token states and streaming statistics into the workspace.")
+    p = sub.add_parser("record", help="record a model's hidden states and statistics over a corpus split",
+                       description="Record per-token states and streaming statistics into the workspace. By "
+                       "default h of every layer is stored per token (float16) with full-precision keyframes; "
+                       "the cell state and every gate of any window are recomputed exactly from the model.")
     _add_home(p)
     p.add_argument("model", metavar="MODEL", help="model name or id (see `rnnvis models`)")
     p.add_argument("--data", help="data set name or path (default: the model's training data)")
-    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    p.add_argument("--streams", default="*", help="comma-separated glob patterns of streams to store per token")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test", "all"],
+                   help="which documents of the data (all: the whole corpus)")
+    p.add_argument("--streams", default="*.h", help="comma-separated glob patterns of streams to store per "
+                   "token (default *.h; '*' stores c and every gate too)")
+    p.add_argument("--word-stats", default="*.h,*.c", help="comma-separated glob patterns of streams with per-word "
+                   "statistics (expected response; default *.h,*.c; '*' adds the gates)")
+    p.add_argument("--workers", type=int, help="record on a local Dask cluster of this many worker processes")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="record on the Dask cluster at this scheduler address "
+                   "(e.g. tcp://10.0.0.5:8786); the workspace must be on a filesystem every worker sees")
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     p.add_argument("--window", type=int, default=200, help="tokens per window for long documents")
     p.add_argument("--batch-size", type=int, default=32)

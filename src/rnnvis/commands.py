@@ -155,15 +155,20 @@ def cmd_import_run(args: argparse.Namespace) -> int:
 
 
 # -- recording ----------------------------------------------------------------------
+def _patterns(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from .recorder import record_model
 
     ws, cat = _open(args)
     store = record_model(
         args.model, ws, cat, data=args.data, split=args.split,
-        store_streams=tuple(s.strip() for s in args.streams.split(",") if s.strip()),
+        store_streams=_patterns(args.streams), word_stats=_patterns(args.word_stats),
         dtype=args.dtype, window=args.window, batch_size=args.batch_size, device=args.device,
         max_tokens=args.max_tokens, data_options=_user_data_options(args), progress=True,
+        workers=args.workers, scheduler=args.scheduler,
     )
     print_json({"path": str(store.path), "tokens": store.n_tokens, "streams": store.streams})
     return 0

@@ -2,13 +2,16 @@
 
 `record_model("brown-lstm", ws, catalog, split="test")` loads the checkpoint
 (verified against its catalog id), rebuilds the exact split the model was
-trained with, streams the documents through the recording engine into
-`<workspace>/recordings/<key>` and registers the store in the catalog. The key
-is a content hash of the weights, the corpus, the split and the options, so a
-repeated request is served from the store and a stale one is impossible.
+trained with (or the whole corpus, split="all"), streams the documents through
+the recording engine into `<workspace>/recordings/<key>` and registers the store
+in the catalog. The key is a content hash of the weights, the corpus, the split
+and the options, so a repeated request is served from the store and a stale one
+is impossible. With `workers=N` (a local Dask cluster) or `scheduler=ADDRESS`
+the shards are recorded by Dask workers, each loading the checkpoint itself.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -21,6 +24,11 @@ from .errors import RnnvisError
 from .workspace import Workspace
 
 
+def row_path(catalog: Catalog, ref: str) -> str:
+    """The checkpoint folder of a catalogued model."""
+    return catalog.find_model(ref)["path"]
+
+
 def load_model(ref: str, ws: Workspace, catalog: Catalog, device: str = "cpu"):
     """The checkpoint of a catalogued model (name or id), checked against its recorded id."""
     from .models import load_checkpoint, resolve_device
@@ -29,6 +37,16 @@ def load_model(ref: str, ws: Workspace, catalog: Catalog, device: str = "cpu"):
     ckpt = load_checkpoint(row["path"], device=resolve_device(device), expected_id=row["id"])
     ckpt.model.eval()
     return ckpt
+
+
+def _load_module(path: str, model_id: str, device: str) -> torch.nn.Module:
+    """The checkpoint's module (run on a Dask worker: it reads the checkpoint itself)."""
+    from .models import load_checkpoint, resolve_device
+
+    return load_checkpoint(path, device=resolve_device(device), expected_id=model_id).model.eval()
+
+
+SPLITS = ("train", "valid", "test", "all")
 
 
 def recording_key(model_id: str, corpus_fp: str, split: str, split_cfg: dict, options: dict) -> str:
@@ -55,29 +73,44 @@ def _classifier_batches(tok, docs, doc_ids, batch_size: int, max_len: int) -> It
 
 
 def record_model(ref: str, ws: Workspace, catalog: Catalog, *, data: str | None = None, split: str = "test",
-                 store_streams: tuple[str, ...] = ("*",), dtype: str = "float16", window: int = 200,
+                 store_streams: tuple[str, ...] | None = None, word_stats: tuple[str, ...] | None = None,
+                 dtype: str = "float16", window: int = 200,
                  batch_size: int = 32, device: str = "cpu", max_tokens: int | None = None,
                  data_options: dict | None = None, progress: bool = True,
-                 on_progress: Callable[[int, int | None], None] | None = None):
-    """Record every stream of model `ref` on `split` of its data (or of `data`); returns the Store.
+                 on_progress: Callable[[int, int | None], None] | None = None,
+                 workers: int | None = None, scheduler: str | None = None, shard_tokens: int | None = None):
+    """Record model `ref` on `split` of its data (or of `data`; "all": every document); returns the Store.
 
-    on_progress(done_tokens, total_tokens) is called after every batch (see `record_corpus`); an
-    exception it raises stops the recording, which is then neither kept nor registered."""
+    store_streams / word_stats: glob patterns of the streams stored per token and of those with
+    per-word statistics (defaults of `record_corpus`: h; h and c). workers / scheduler: record
+    on a local Dask cluster of that many processes, or on the cluster at that address; shards
+    of `shard_tokens` tokens (default `record_corpus`'s) are the unit of work and of resuming.
+    on_progress(done_tokens, total_tokens) is called as tokens are recorded (see `record_corpus`);
+    an exception it raises stops the recording, which is then not registered (complete shards
+    stay for a rerun)."""
     from .data import load_corpus
     from .models import lm_windows
     from .recording import Store, record_corpus
+    from .recording.corpus import STORE_STREAMS, WORD_STATS
 
     if max_tokens is not None and max_tokens < 1:
         raise RnnvisError(f"--max-tokens {max_tokens} must be positive", "leave it out to record the whole split")
+    if split not in SPLITS:
+        raise RnnvisError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
+    if workers is not None and workers < 1:
+        raise RnnvisError(f"--workers {workers} must be at least 1", "e.g. --workers 2, or leave it out")
+    store_streams = tuple(store_streams or STORE_STREAMS)
+    word_stats = tuple(word_stats or WORD_STATS)
     ckpt = load_model(ref, ws, catalog, device)
     cfg = ckpt.config
     corpus = load_corpus(data or cfg["dataset"], ws, catalog=catalog, **(data_options or {}))
     splits = corpus.split(seed=cfg["split"]["seed"], fractions=tuple(cfg["split"]["fractions"]))
-    doc_idx = splits[split]
+    doc_idx = sorted(i for s in ("train", "valid", "test") for i in splits[s]) if split == "all" else splits[split]
     if not doc_idx:
         raise RnnvisError(f"the {split} split of {corpus.name!r} is empty", "record another split")
     kind = ckpt.model.config["kind"]
-    options = {"streams": list(store_streams), "dtype": dtype, "window": window, "max_tokens": max_tokens,
+    options = {"streams": list(store_streams), "word_stats": list(word_stats), "dtype": dtype, "window": window,
+               "max_tokens": max_tokens,
                "max_len": cfg["train"].get("max_len", 200) if kind == "classifier" else None}
     key = recording_key(ckpt.model_id, corpus.fingerprint(), split, cfg["split"], options)
     cached = catalog.get_recording(key)
@@ -98,8 +131,11 @@ def record_model(ref: str, ws: Workspace, catalog: Catalog, *, data: str | None 
     meta = {"model_id": ckpt.model_id, "model": ref, "dataset": corpus.name, "split": split,
             "level": cfg.get("level"), "task": cfg.get("task"), "options": options, "key": key}
     store = record_corpus(ckpt.model, batches, path, forward=forward, vocab_size=len(tok.vocab),
-                          store_streams=store_streams, dtype=dtype, progress=progress, meta=meta,
-                          total_tokens=total, on_progress=on_progress)
+                          store_streams=store_streams, word_stats=word_stats, dtype=dtype, progress=progress,
+                          meta=meta, total_tokens=total, on_progress=on_progress, workers=workers,
+                          scheduler=scheduler, **({"shard_tokens": shard_tokens} if shard_tokens else {}),
+                          module_loader=functools.partial(_load_module, str(Path(row_path(catalog, ref)).resolve()),
+                                                          ckpt.model_id, device))
     catalog.put_recording(key, ckpt.model_id, corpus.name, split, options, path,
                           info={"tokens": store.n_tokens, "streams": store.streams})
     return store

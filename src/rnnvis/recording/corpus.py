@@ -1,330 +1,366 @@
 """`record_corpus`: stream a whole corpus through a model into a `Store`, folding statistics.
 
-One pass, never the whole corpus in memory: each batch is run, its streams are computed,
-folded into the statistics (on the model's device) and appended to the store's chunk buffers.
+One pass, never the whole corpus in memory. The batches are cut into shards of about
+`shard_tokens` tokens (consecutive batches, so a store keeps corpus order). Each shard is
+recorded by `run_shard` into its own complete Zarr group, either here one after the other or on
+a Dask cluster (`client=`, `workers=N` for a local cluster, `scheduler=ADDRESS` for a running
+one); the shards' statistics are then merged in shard order with Chan's formula and the
+recording is made complete by renaming it into place. The shard plan depends only on the
+batches, so one process and N workers produce the same store.
 
-How the states are obtained:
-- method 'scan' (default on CPU): each fused recurrent module's forward is replaced, for the
-  duration of the recording, by rnnvis' explicit single pass, whose h is the layer's output, so
-  the fused kernel never runs twice. The first batch is also run through the original forward
-  and compared (an error names the layer on mismatch).
-- method 'batched' (default on CUDA): each layer runs torch's fused kernel (cuDNN), and every
-  gate for all steps comes from one batched product (see cells.py).
-- *Cell modules driven by user code are captured with hooks and recomputed per call.
-Measured on a 2-core CPU for a 2-layer 650-unit LSTM (batch 64, 35 steps): the single-pass scan
-ran at 0.96x the fused forward, fused-per-layer + batched gates at 0.52x; hence 'scan' on CPU.
+Resuming: a recording in progress lives in `<out_path>.part/`. A shard is renamed into place
+only when complete and carries a fingerprint of its batches, the model and the options; a
+rerun after a kill (or a lost Dask worker) keeps the complete shards that match and records
+the rest. `<out_path>` appears only when everything is done, so nothing half-done looks complete.
+
+The first batch is run once beforehand to fix every unit's histogram range (shards merge only
+with equal edges) and to check that the model restarts exactly from a keyframe.
 
 Windows: long documents are split into windows by the caller; every window starts from the
 zero state (state is not carried across windows). `start_pos` gives the position of the first
 token of the window within its document, so `positions` stay document positions.
-
-Δ (change) statistics: Δ_t = s_t - s_{t-1} within a window; the first step of a window is taken
-against 0 (the zero initial state for h and c; "no previous gate value" for gates).
 """
 from __future__ import annotations
 
 import contextlib
 import errno
-import fnmatch
+import hashlib
+import json
+import os
+import shutil
 import time
-from typing import Any, Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
+import cloudpickle
 import numpy as np
 import torch
-from torch import Tensor
+import zarr
 
 from rnnvis.errors import RnnvisError
-from rnnvis.fsutil import atomic_path
 from rnnvis.progress import progress_bar
-from rnnvis.recording.fused import run_module
-from rnnvis.recording.hooks import Target, capture_calls, check_eval_mode, find_recurrent, replace_forward
-from rnnvis.recording.record import METHODS, cell_streams, default_method, module_device, verify_fused
-from rnnvis.recording.stats import SAT_HIGH, StreamStats, UnitStats, WordUnitStats, gate_range, saturation_low
-from rnnvis.recording.store import Store, StoreWriter, save_stats
+from rnnvis.recording.engine import Engine, default_forward, histogram_edges
+from rnnvis.recording.record import METHODS, default_method, module_device
+from rnnvis.recording.shard import ShardSpec, run_shard, shard_info
+from rnnvis.recording.stats import StreamStats
+from rnnvis.recording.store import FORMAT, Store, load_stats, save_stats
 
-TOPK = 5
-HIST_STRIDE = 4  # tokens per histogram sample (quantile sketch); saturation counts use every token
-
-
-class Engine:
-    """Runs the model on a batch and returns every stream {name: (batch, time, units)}."""
-
-    def __init__(self, module: torch.nn.Module, method: str):
-        self.module = module
-        self.targets = find_recurrent(module)
-        for t in self.targets:
-            check_eval_mode(t)
-        self.method = method
-        self.verify_next = True
-        self._stash: dict[str, dict[str, Tensor]] = {}
-
-    def _fused_forward(self, t: Target):
-        def forward(input, hx=None):  # noqa: A002 - torch's own argument name
-            ours, raw, _, (h_n, _) = run_module(t.module, t.kind, input, hx, self.method)
-            if self.verify_next:
-                verify_fused(t, ours, h_n, type(t.module).forward(t.module, input, hx))
-            if t.path in self._stash:
-                raise RnnvisError(f"recurrent module '{t.path}' was called twice in one forward pass",
-                                  "corpus recording needs each fused module called once per batch")
-            self._stash[t.path] = {t.stream_name(s, k, d): v for (k, d, s), v in raw.items()}
-            return ours
-
-        return forward
-
-    @contextlib.contextmanager
-    def active(self):
-        """Swap in our forward for fused modules and hook the cells; always restored."""
-        with contextlib.ExitStack() as stack:
-            for t in self.targets:
-                if not t.is_cell:
-                    stack.enter_context(replace_forward(t.module, self._fused_forward(t)))
-            stack.enter_context(capture_calls([t for t in self.targets if t.is_cell]))
-            yield
-
-    def run(self, forward: Callable, batch: dict) -> tuple[Any, dict[str, Tensor]]:
-        """(model output, streams) for one batch; call inside `active()`."""
-        self._stash.clear()
-        out = forward(self.module, batch)
-        streams: dict[str, Tensor] = {}
-        for t in self.targets:
-            if t.is_cell:
-                if t.calls:
-                    streams.update(cell_streams(t, verify=self.verify_next)[0])
-                t.calls.clear()
-            else:
-                streams.update(self._stash.pop(t.path, {}))
-        if not streams:
-            raise RnnvisError("no recurrent module was called during the forward pass",
-                              "check `forward=`: it must run the model's recurrent layers")
-        self.verify_next = False
-        return out, streams
-
-
-class Folder:
-    """Lays all streams side by side as (tokens, units) columns and folds their statistics.
-
-    Columns: [values of every stream | Δ of every stream]; per-word statistics cover both halves
-    in one scatter, per-unit statistics the values.
-    """
-
-    def __init__(self, units: dict[str, int], vocab: int, device, dtype=torch.float32):
-        self.names = list(units)
-        self.offsets: dict[str, tuple[int, int]] = {}
-        a = 0
-        for n in self.names:
-            self.offsets[n] = (a, a + units[n])
-            a += units[n]
-        self.width = a
-        self.dtype = dtype
-        lo = torch.full((a,), float("nan"))
-        hi = torch.full((a,), float("nan"))
-        for n, (s, e) in self.offsets.items():
-            r = gate_range(n)
-            if r is not None:
-                lo[s:e], hi[s:e] = r
-        sat_low = torch.tensor([saturation_low(n) for n in self.names for _ in range(units[n])], dtype=dtype)
-        self.sat_low = sat_low.to(device)  # (width,)
-        self.words = WordUnitStats.zeros(vocab, 2 * a, device=device, dtype=dtype)
-        # 500 bins put 0.1 and 0.9 on bin edges for [0, 1] and [-1, 1]: exact saturation counts
-        self.units = UnitStats.zeros(a, device=device, dtype=dtype, bins=500, lo=lo, hi=hi)
-
-    def fold(self, streams: dict[str, Tensor], mask: Tensor, starts: Tensor, ids: Tensor,
-             out_dtype: torch.dtype | None = None) -> Tensor | None:
-        """Fold one batch; mask (B, T) valid tokens, starts (n,) bool first step of a window,
-        ids (n,). Returns the values (n, width) in corpus order as out_dtype (None: nothing)."""
-        n, W = ids.shape[0], self.width
-        buf = getattr(self, "_buf", None)  # reused across batches: no page faults per batch
-        if buf is None or buf.shape[0] < n or buf.device != ids.device:
-            buf = self._buf = torch.empty(n, 2 * W, dtype=self.dtype, device=ids.device)
-        both = buf[:n]  # (n, 2W): [values | deltas]
-        for name, (s, e) in self.offsets.items():
-            both[:, s:e] = streams[name][mask]
-        vals, dels = both[:, :W], both[:, W:]
-        torch.sub(vals[1:], vals[:-1], out=dels[1:])  # previous token of the same window,
-        dels[starts] = vals[starts]  # except at window starts: first step against 0
-        # Saturation is counted exactly; the quantile histogram takes every HIST_STRIDE-th token.
-        # float sums of the masks: about 1.6x faster than summing bool tensors on CPU
-        self.units.below += (vals < self.sat_low).to(vals.dtype).sum(0).long()
-        self.units.above += (vals > SAT_HIGH).to(vals.dtype).sum(0).long()
-        self.units.update(vals, moments=False, saturation=False, hist_stride=HIST_STRIDE)
-        out = vals.to(out_dtype, copy=True) if out_dtype is not None else None
-        self.words.update(both, ids, inplace=True)  # overwrites `both`
-        return out
-
-    def result(self) -> dict[str, StreamStats]:
-        """Per-stream statistics; unit moments from the word statistics."""
-        W = self.width
-        values = self.words.columns(0, W)
-        self.units.count, self.units.mean, self.units.m2 = values.totals()
-        return {n: StreamStats(self.words.columns(s, e), self.words.columns(W + s, W + e), self.units.columns(s, e))
-                for n, (s, e) in self.offsets.items()}
-
-
-def lm_outputs(logits: Tensor, mask: Tensor, targets: Tensor, k: int = TOPK) -> dict[str, Tensor]:
-    """Per valid token: loss (-log p(target)), rank of the target (0 = top), top-k ids and probs.
-
-    logits (B, T, V); targets (B, T) with -1 where there is no next token (loss NaN, rank -1).
-    """
-    if bool(mask.all()):  # full windows: a view, no copy
-        lg, tg = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)  # (n, V), (n,)
-    else:
-        lg, tg = logits[mask], targets[mask]
-    lg = lg.float()
-    lse = torch.logsumexp(lg, dim=-1)  # (n,)
-    has = tg >= 0
-    lt = lg.gather(1, tg.clamp(min=0)[:, None])  # (n, 1) target logit
-    rank = (lg > lt).sum(1, dtype=torch.int32)
-    top, top_ids = lg.topk(min(k, lg.shape[1]), dim=1)
-    loss = lse - lt[:, 0]
-    return {"loss": torch.where(has, loss, torch.full_like(loss, float("nan"))),
-            "rank": torch.where(has, rank, torch.full_like(rank, -1)).to(torch.int32),
-            "topk_ids": top_ids.to(torch.int32), "topk_probs": (top - lse[:, None]).exp()}
-
-
-def default_forward(module: torch.nn.Module, batch: dict) -> Tensor:
-    return module(batch["ids"])
-
-
-def _next_token_targets(ids: Tensor, lengths: Tensor) -> Tensor:
-    """(B, T) next token within the window, -1 at the last token."""
-    tg = torch.full_like(ids, -1)
-    tg[:, :-1] = ids[:, 1:]
-    t = torch.arange(ids.shape[1], device=ids.device)[None, :]
-    return torch.where(t + 1 < lengths[:, None], tg, torch.full_like(tg, -1))
-
-
-def _match(names: Iterable[str], patterns) -> list[str]:
-    patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns)
-    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+STORE_STREAMS = ("*.h",)  # per token by default: h of every layer and direction
+WORD_STATS = ("*.h", "*.c")  # per word x unit statistics by default
+KEYFRAME_EVERY = 64
+SHARD_TOKENS = 1 << 20
 
 
 def record_corpus(module: torch.nn.Module, batches: Iterable[dict], out_path, *,
                   forward: Callable[[torch.nn.Module, dict], Any] | None = None, vocab_size: int,
-                  store_streams=("*",), dtype: str = "float16", progress: bool = True,
-                  meta: dict | None = None, method: str | None = None, chunk_tokens: int = 16384,
-                  write: bool = True, total_tokens: int | None = None,
-                  on_progress: Callable[[int, int | None], None] | None = None) -> Store | dict[str, StreamStats]:
-    """Record every stream of `module` over `batches` into a store at `out_path`; return it.
+                  store_streams=STORE_STREAMS, word_stats=WORD_STATS, dtype: str = "float16",
+                  progress: bool = True, meta: dict | None = None, method: str | None = None,
+                  chunk_tokens: int = 16384, keyframe_every: int = KEYFRAME_EVERY,
+                  shard_tokens: int = SHARD_TOKENS, write: bool = True, total_tokens: int | None = None,
+                  on_progress: Callable[[int, int | None], None] | None = None,
+                  client=None, workers: int | None = None, scheduler: str | None = None,
+                  module_loader: Callable[[], torch.nn.Module] | None = None) -> Store | dict[str, StreamStats]:
+    """Record `module` over `batches` into a store at `out_path`; return it.
 
     batches: dicts with ids (B, T) padded, lengths (B,), doc_ids (B,), start_pos (B,), optional
     targets (B, T). forward(module, batch) -> logits (B, T, V) for language models or (B, C) for
     classifiers (a tuple's first element is used); default `module(batch["ids"])`.
+    store_streams / word_stats: glob patterns of the streams stored per token (default the h
+    streams; "*" for all) and of those with per-word statistics (default h and c); every stream
+    gets per-unit statistics and saturation counts. keyframe_every: tokens between full float32
+    states kept for exact recomputation (0: none).
+    client / workers / scheduler: record the shards on a Dask cluster (an existing
+    `distributed.Client`, a local cluster of `workers` processes, or the scheduler at an address);
+    the workers get the module pickled, or call `module_loader()` (e.g. load a checkpoint from
+    a shared filesystem). The store must then be on a filesystem every worker sees.
     write=False folds the statistics only and returns them (no store; used by benchmarks).
-    total_tokens, when known, gives the progress bar its ETA.
-    on_progress(done_tokens, total_tokens) is called after every batch; an exception it raises
-    (e.g. a job's cancel) stops the recording and nothing is left at `out_path`.
+    on_progress(done_tokens, total_tokens) is called as tokens are recorded; an exception it
+    raises (e.g. a job's cancel) stops the recording; complete shards stay for a rerun.
     """
     if dtype not in ("float16", "float32"):
         raise RnnvisError(f"unsupported store dtype {dtype!r}", "use 'float16' or 'float32'")
+    if keyframe_every < 0 or shard_tokens < 1:
+        raise RnnvisError(f"keyframe_every={keyframe_every} and shard_tokens={shard_tokens} are out of range",
+                          "use keyframe_every >= 0 (0: none) and shard_tokens >= 1")
     device = module_device(module)
     method = method or default_method(device)
     if method not in METHODS:
         raise RnnvisError(f"unknown recording method {method!r}", f"use one of {METHODS}")
-    engine = Engine(module, method)
     forward = forward or default_forward
+    shards = _shards(batches, shard_tokens)
+    first = next(shards, None)
+    if first is None:
+        raise RnnvisError("the corpus had no batches", "pass a non-empty iterable of batches")
+    spec = ShardSpec(vocab_size, _patterns(store_streams), _patterns(word_stats), dtype, method, chunk_tokens,
+                     keyframe_every)
+    spec.edges, spec.keyframe_every = _first_batch(module, method, forward, first[0], keyframe_every)
+    shards = _chain([first], shards)
+    t0 = time.perf_counter()
     try:
-        with contextlib.ExitStack() as stack:
-            tmp = stack.enter_context(atomic_path(out_path)) if write else None
-            stats = _run(engine, batches, tmp, forward, vocab_size, store_streams, dtype, progress, total_tokens,
-                         meta or {}, chunk_tokens, device, stack, on_progress)
+        with progress_bar(total=total_tokens, unit="tok", unit_scale=True, disable=not progress,
+                          desc="recording") as bar:
+            def tick(n: int, state=[0]) -> None:  # noqa: B006 - a counter shared by the calls
+                state[0] += n
+                bar.update(n)
+                if on_progress is not None:
+                    on_progress(state[0], total_tokens)
+
+            if not write:
+                return _stats_only(module, shards, spec, forward, tick)
+            part = Path(f"{out_path}.part")
+            part.mkdir(parents=True, exist_ok=True)
+            model_key = (meta or {}).get("model_id") or _weights_key(module)
+            try:
+                with contextlib.ExitStack() as stack:
+                    dask_client = _dask_client(client, workers, scheduler, stack)
+                    if dask_client is None:
+                        manifest = _record_local(module, shards, spec, forward, part, model_key, tick)
+                    else:
+                        manifest = _record_dask(dask_client, module_loader or module, list(shards), spec, forward,
+                                                part, model_key, tick)
+            except BaseException:
+                if not any((part / "shards").glob("0*")):  # nothing worth resuming
+                    shutil.rmtree(part, ignore_errors=True)
+                raise
+            return _finish(part, Path(out_path), manifest, spec, meta or {}, module, time.perf_counter() - t0)
     except OSError as e:
         if e.errno == errno.ENOSPC:
-            raise RnnvisError(f"disk full while writing the recording to {out_path}; nothing was kept",
+            raise RnnvisError(f"disk full while writing the recording to {out_path}; the shards done so far "
+                              f"are kept in {out_path}.part",
                               "free some space or choose another out_path, then record again") from e
         raise
-    return Store(out_path) if write else stats
 
 
-def _run(engine: Engine, batches, tmp, forward, vocab_size, store_streams, dtype, progress, total_tokens, meta,
-         chunk_tokens, device, stack, on_progress=None) -> dict[str, StreamStats]:
-    writer: StoreWriter | None = None
-    folder: Folder | None = None
-    stored: list[str] = []
-    n_tokens, kind, t0 = 0, None, time.perf_counter()
-    bar = stack.enter_context(progress_bar(total=total_tokens, unit="tok", unit_scale=True, disable=not progress,
-                                           desc="recording"))
-    np_dtype = np.float16 if dtype == "float16" else np.float32
+def _patterns(p) -> tuple[str, ...]:
+    return (p,) if isinstance(p, str) else tuple(p)
+
+
+def _chain(*its) -> Iterator:
+    for it in its:
+        yield from it
+
+
+def _shards(batches: Iterable[dict], shard_tokens: int) -> Iterator[list[dict]]:
+    """Consecutive batches grouped into shards of at least `shard_tokens` tokens (the last smaller)."""
+    cur, n = [], 0
+    for b in batches:
+        cur.append(b)
+        n += int(torch.as_tensor(b["lengths"]).sum())
+        if n >= shard_tokens:
+            yield cur
+            cur, n = [], 0
+    if cur:
+        yield cur
+
+
+def _first_batch(module, method: str, forward, batch: dict, keyframe_every: int):
+    """Histogram edges from the first batch; keyframe_every, or 0 when the model does not restart
+    exactly from a mid-window state (a layer that sees more than the current token)."""
+    from rnnvis.recording.recompute import restart_matches
+
+    device = module_device(module)
+    batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+    engine = Engine(module, method)
     with torch.no_grad(), engine.active():
-        for batch in batches:
-            batch = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items()}
-            ids, lengths = batch["ids"], batch["lengths"]
-            out, streams = engine.run(forward, batch)
-            logits = out[0] if isinstance(out, (tuple, list)) else out
-            B, T = ids.shape
-            for name, v in streams.items():
-                if v.shape[:2] != (B, T):
-                    raise RnnvisError(f"stream {name} has shape {tuple(v.shape)} but the batch ids are {(B, T)}",
-                                      "record_corpus needs one recurrent step per input token")
-            tpos = torch.arange(T, device=device)[None, :]
-            mask = tpos < lengths[:, None]  # (B, T)
-            tok = ids[mask]  # (n,)
-            starts = (tpos == 0).expand(B, T)[mask]  # (n,)
-            if folder is None:
-                folder = Folder({n: v.shape[-1] for n, v in streams.items()}, vocab_size, device)
-                stored = _match(folder.names, store_streams)
-                if tmp is not None:
-                    writer = StoreWriter(tmp, chunk_tokens)
-                    stack.callback(lambda: writer.alive and writer.abort())
-                    for n in stored:
-                        writer.add_column(f"streams/{n}", (streams[n].shape[-1],), np_dtype)
-                    for n, dt in (("token_ids", np.int32), ("doc_ids", np.int64), ("positions", np.int32)):
-                        writer.add_column(n, (), dt)
-            if tok.numel() and (tok.max() >= vocab_size or tok.min() < 0):
-                raise RnnvisError(f"token id {int(tok.max())} outside the vocabulary of {vocab_size}",
-                                  "pass the model's vocab_size")
-            vals = folder.fold(streams, mask, starts, tok,  # (n, width) in the store's dtype
-                               out_dtype=(torch.float16 if dtype == "float16" else torch.float32) if writer else None)
-            rows: dict[str, np.ndarray] = {}
-            kind = _model_outputs(writer, logits, batch, mask, kind, rows)
-            if writer is not None:
-                cols = vals.cpu().numpy()
-                rows.update({f"streams/{n}": cols[:, slice(*folder.offsets[n])] for n in stored})
-                rows["token_ids"] = tok.to(torch.int32).cpu().numpy()
-                rows["doc_ids"] = batch["doc_ids"][:, None].expand(B, T)[mask].cpu().numpy()
-                rows["positions"] = (batch["start_pos"][:, None] + tpos).expand(B, T)[mask].to(torch.int32).cpu().numpy()
-                writer.append(rows)
-            n_tokens += int(tok.numel())
-            bar.update(int(tok.numel()))
-            if on_progress is not None:
-                on_progress(n_tokens, total_tokens)
-        if folder is None:
-            raise RnnvisError("the corpus had no batches", "pass a non-empty iterable of batches")
-    stats = folder.result()
-    if writer is not None:
-        save_stats(writer, stats)
-        writer.close({
-            "model_id": meta.get("model_id", type(engine.module).__name__), "method": engine.method,
-            "dtype": dtype, "vocab_size": vocab_size, "n_tokens": n_tokens, "all_streams": folder.names,
-            "stored_streams": stored, "units": {n: e - s for n, (s, e) in folder.offsets.items()},
-            "outputs": kind, "chunk_tokens": chunk_tokens, "state_across_windows": "zero (not carried)",
-            "seconds": time.perf_counter() - t0, "user": meta,
-        })
-    return stats
+        _, streams = engine.run(forward, batch)
+    T = batch["ids"].shape[1]
+    mask = torch.arange(T, device=device)[None, :] < batch["lengths"][:, None]
+    edges = histogram_edges(streams, mask)
+    if keyframe_every and engine.restartable and not restart_matches(engine, forward, batch, streams, keyframe_every):
+        keyframe_every = 0
+    return edges, keyframe_every if engine.restartable else 0
 
 
-def _model_outputs(writer: StoreWriter | None, logits, batch, mask, kind, rows) -> str | None:
-    """Add LM per-token outputs to `rows`, or append classifier per-window probabilities.
+def _fingerprint(batches: list[dict], spec: ShardSpec, model_key: str) -> str:
+    h = hashlib.sha256(model_key.encode())
+    h.update(json.dumps([spec.vocab_size, spec.store_streams, spec.word_stats, spec.dtype, spec.method,
+                         spec.chunk_tokens, spec.keyframe_every]).encode())
+    for name in sorted(spec.edges):
+        h.update(name.encode())
+        for t in spec.edges[name]:
+            h.update(t.numpy().tobytes())
+    for b in batches:
+        for k in ("ids", "lengths", "doc_ids", "start_pos", "targets"):
+            if k in b:
+                h.update(k.encode())
+                h.update(np.ascontiguousarray(torch.as_tensor(b[k]).cpu().numpy()).tobytes())
+    return h.hexdigest()[:32]
 
-    Computed also without a writer (statistics-only runs) so that timings include them."""
-    if not isinstance(logits, Tensor):
-        return kind
-    if logits.dim() == 3 and logits.shape[:2] == mask.shape:
-        if kind is None and writer is not None:
-            writer.add_column("loss", (), np.float32)
-            writer.add_column("rank", (), np.int32)
-            writer.add_column("topk_ids", (TOPK,), np.int32)
-            writer.add_column("topk_probs", (TOPK,), np.float32)
-        targets = batch.get("targets")
-        if targets is None:
-            targets = _next_token_targets(batch["ids"], batch["lengths"])
-        rows.update({k: v.cpu().numpy() for k, v in lm_outputs(logits, mask, targets).items()})
-        return "lm"
-    if logits.dim() == 2 and logits.shape[0] == mask.shape[0]:
-        probs = torch.softmax(logits.float(), -1).cpu().numpy()
-        if writer is not None:
-            if kind is None:
-                writer.add_column("doc_probs", (logits.shape[1],), np.float32)
-                writer.add_column("doc_probs_doc_ids", (), np.int64)
-            writer.append({"doc_probs": probs, "doc_probs_doc_ids": batch["doc_ids"].cpu().numpy()})
-        return "classifier"
-    return kind
+
+def _weights_key(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _done(path: Path, fingerprint: str) -> dict | None:
+    """The meta of a complete shard at `path` recorded from the same batches, model and options."""
+    if not path.is_dir():
+        return None
+    try:
+        info = shard_info(path)
+    except (RnnvisError, FileNotFoundError, ValueError, KeyError):
+        return None
+    return info if info.get("fingerprint") == fingerprint else None
+
+
+def _shard_entry(i: int, info: dict) -> dict:
+    return {"path": f"shards/{i:05d}", "tokens": int(info["n_tokens"]), "windows": int(info["n_windows"]),
+            "keyframes": int(info["n_keyframes"]), "doc_rows": int(info["n_doc_rows"])}
+
+
+def _record_local(module, shards, spec: ShardSpec, forward, part: Path, model_key: str, tick) -> list[dict]:
+    manifest = []
+    for i, batches in enumerate(shards):
+        path, fp = part / "shards" / f"{i:05d}", _fingerprint(batches, spec, model_key)
+        info = _done(path, fp)
+        if info is None:
+            if path.exists():
+                shutil.rmtree(path)
+            run_shard(module, batches, spec, forward, path, tick, extra={"fingerprint": fp})
+            info = shard_info(path)
+        else:
+            tick(int(info["n_tokens"]))
+        manifest.append(_shard_entry(i, info))
+    return manifest
+
+
+# -- Dask ------------------------------------------------------------------------------------
+_WORKER_MODULES: dict[str, torch.nn.Module] = {}
+
+
+class _Pickled:
+    """A module pickled by the driver (this process's own object, never a file) for the workers."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.key = hashlib.sha256(data).hexdigest()
+
+    def __call__(self) -> torch.nn.Module:
+        return cloudpickle.loads(self.data)
+
+
+def _shard_task(source, batches: list[dict], spec: ShardSpec, forward, path: str, fp: str) -> dict:
+    """Runs on a Dask worker: record one shard (unless an earlier attempt finished it)."""
+    from distributed import get_worker
+
+    path = Path(path)
+    info = _done(path, fp)
+    if info is not None:
+        return info
+    torch.set_num_threads(max(1, int(get_worker().state.nthreads)))
+    if callable(source) and not isinstance(source, torch.nn.Module):
+        key = getattr(source, "key", None) or repr(source)
+        if key not in _WORKER_MODULES:  # a loader (e.g. of a checkpoint): once per worker process
+            _WORKER_MODULES.clear()
+            _WORKER_MODULES[key] = source().eval()
+        module = _WORKER_MODULES[key]
+    else:
+        module = source
+    if path.exists():
+        shutil.rmtree(path)
+    run_shard(module, batches, spec, forward, path, None, extra={"fingerprint": fp})
+    return shard_info(path)
+
+
+def _dask_client(client, workers: int | None, scheduler: str | None, stack: contextlib.ExitStack):
+    """The Dask client to record with, or None to record in this process."""
+    if client is not None:
+        return client
+    if workers is None and scheduler is None:
+        return None
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        return stack.enter_context(Client(scheduler))
+    if workers < 1:
+        raise RnnvisError(f"--workers {workers} must be at least 1", "e.g. --workers 2")
+    cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                               dashboard_address=None))
+    return stack.enter_context(Client(cluster))
+
+
+def _record_dask(client, source, shards: list[list[dict]], spec: ShardSpec, forward, part: Path,
+                 model_key: str, tick) -> list[dict]:
+    from distributed import as_completed
+
+    infos: dict[int, dict] = {}
+    futures = {}
+    # a module is sent pickled by us (Dask's torch serializer trips over some modules) inside each
+    # task rather than scattered: scattered data is lost with a worker, a task argument is not
+    src = _Pickled(cloudpickle.dumps(source)) if isinstance(source, torch.nn.Module) else source
+    for i, batches in enumerate(shards):
+        path, fp = part / "shards" / f"{i:05d}", _fingerprint(batches, spec, model_key)
+        info = _done(path, fp)
+        if info is not None:
+            infos[i] = info
+            tick(int(info["n_tokens"]))
+            continue
+        fut = client.submit(_shard_task, src, batches, spec, forward, str(path), fp, key=f"rnnvis-shard-{fp}-{i}",
+                            pure=False)
+        futures[fut] = i
+    for fut in as_completed(list(futures)):
+        info = fut.result()  # a task that failed on every retry raises here
+        infos[futures[fut]] = info
+        tick(int(info["n_tokens"]))
+    return [_shard_entry(i, infos[i]) for i in range(len(shards))]
+
+
+# -- merging ---------------------------------------------------------------------------------
+def _merged_stats(part: Path, manifest: list[dict], names: list[str], words: set[str]) -> dict[str, StreamStats]:
+    """Chan-merge of the shards' statistics, in shard order (one shard's tables in memory at a time)."""
+    merged: dict[str, StreamStats] = {}
+    for entry in manifest:
+        g = zarr.open_group(str(part / entry["path"]), mode="r", zarr_format=3)
+        for n in names:
+            s = load_stats(g, n, n in words)
+            merged[n] = s if n not in merged else merged[n].merge(s)
+    return merged
+
+
+def _finish(part: Path, out: Path, manifest: list[dict], spec: ShardSpec, meta: dict, module, seconds: float) -> Store:
+    first = shard_info(part / manifest[0]["path"])
+    names, words = list(first["all_streams"]), set(first["word_stats"])
+    stats = _merged_stats(part, manifest, names, words)
+    if (part / "stats").exists():
+        shutil.rmtree(part / "stats")  # left by a run killed while merging
+    root = zarr.open_group(str(part), mode="a", zarr_format=3)
+    save_stats(root, stats)
+    root.attrs["rnnvis"] = {
+        "model_id": meta.get("model_id", type(module).__name__), "method": spec.method, "dtype": spec.dtype,
+        "vocab_size": spec.vocab_size, "n_tokens": sum(e["tokens"] for e in manifest), "all_streams": names,
+        "stored_streams": first["stored_streams"], "word_stats": first["word_stats"], "units": first["units"],
+        "outputs": _outputs(part, manifest, "outputs"), "pad_id": _outputs(part, manifest, "pad_id"),
+        "chunk_tokens": spec.chunk_tokens,
+        "keyframe_every": spec.keyframe_every, "keyframe_streams": first["keyframe_streams"],
+        "state_across_windows": "zero (not carried)", "seconds": seconds, "user": meta,
+        "shards": manifest, "format": FORMAT, "complete": True,
+    }
+    for e in manifest:  # the shards' own statistics served the merge (and a resume); drop them
+        shutil.rmtree(part / e["path"] / "stats", ignore_errors=True)
+    if out.exists():  # an older recording at the same key: replaced
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(part, out)
+    return Store(out)
+
+
+def _outputs(part: Path, manifest: list[dict], key: str):
+    """The first shard's value of `key` that is not None."""
+    for e in manifest:
+        v = shard_info(part / e["path"]).get(key)
+        if v is not None:
+            return v
+    return None
+
+
+def _stats_only(module, shards, spec: ShardSpec, forward, tick) -> dict[str, StreamStats]:
+    merged: dict[str, StreamStats] | None = None
+    for batches in shards:
+        s = run_shard(module, batches, spec, forward, None, tick)
+        merged = s if merged is None else {n: merged[n].merge(v) for n, v in s.items()}
+    return merged

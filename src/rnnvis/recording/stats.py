@@ -312,12 +312,14 @@ def gate_range(name: str) -> tuple[float, float] | None:
 
 @dataclass
 class StreamStats:
-    """All statistics of one stream: per word of its value and of its change Δ, per unit."""
+    """All statistics of one stream: per word of its value and of its change Δ (None when the
+    stream was recorded without per-word statistics), per unit."""
 
-    words: WordUnitStats
-    deltas: WordUnitStats
+    words: WordUnitStats | None
+    deltas: WordUnitStats | None
     units: UnitStats
 
     def merge(self, other: "StreamStats") -> "StreamStats":
-        return StreamStats(self.words.merge(other.words), self.deltas.merge(other.deltas),
-                           self.units.merge(other.units))
+        both = self.words is not None and other.words is not None
+        return StreamStats(self.words.merge(other.words) if both else None,
+                           self.deltas.merge(other.deltas) if both else None, self.units.merge(other.units))

@@ -1,16 +1,26 @@
-"""On-disk recording store: a Zarr v3 group of flat, token-chunked, compressed arrays.
+"""On-disk recording store: Zarr v3 groups of flat, token-chunked, compressed arrays.
 
-Layout (all in corpus order, batch padding removed):
+A recording is a group holding the merged statistics and a manifest of its shards; each shard
+(`shards/00000`, ...) is a group of the columns of a run of consecutive windows. Shard layout
+(all in corpus order, batch padding removed):
 
-    streams/<name>      (tokens, units) float16 or float32, chunks (chunk_tokens, units)
+    streams/<name>      (tokens, units) float16 or float32, chunks (chunk_tokens, units);
+                        by default only the h streams (the rest is recomputed, see recompute.py)
     token_ids           (tokens,) int32
     doc_ids             (tokens,) int64
     positions           (tokens,) int32   position of the token within its document
+    window_lengths      (windows,) int32  tokens of each window; a window starts from the zero state
+    window_widths       (windows,) int32  padded width of the window's batch (meta pad_id: the padding)
+    keyframe_index      (keyframes,) int64 shard-local token a keyframe restarts at
+    keyframes/<name>    (keyframes, units) float32 state (h, c of every layer) before that token
     loss, rank          (tokens,)         language models: -log p(target), rank of the target (0 = top)
     topk_ids/topk_probs (tokens, k)       language models: the k most probable next tokens
     doc_probs           (rows, classes)   classifiers: class probabilities per window, with doc_probs_doc_ids
-    stats/...           see `save_stats`
-    attrs['rnnvis']     meta: streams, units, dtype, model id, options, complete flag
+    stats/...           the shard's statistics, see `save_stats`
+    attrs['rnnvis']     the shard's meta and complete flag
+
+The recording's own group holds `stats/...` merged over the shards (Chan) and attrs['rnnvis']:
+meta (streams, units, dtype, model id, options), the shard manifest and the complete flag.
 
 `StoreWriter` buffers whole chunks in memory and hands them to one background thread, so
 compression and disk writes overlap the model's computation. `Store` opens a finished store
@@ -18,6 +28,8 @@ read-only.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import queue
 import threading
@@ -30,10 +42,13 @@ import torch
 import zarr
 from zarr.codecs import ZstdCodec
 
+from torch import Tensor
+
 from rnnvis.errors import NotFound, RnnvisError
 from rnnvis.recording.stats import StreamStats, UnitStats, WordUnitStats
 
-FORMAT = "rnnvis.recording/1"
+FORMAT = "rnnvis.recording/2"
+SHARD_FORMAT = "rnnvis.recording-shard/2"
 
 
 class _Column:
@@ -43,6 +58,7 @@ class _Column:
         self.arr = group.create_array(name, shape=(0, *tail), chunks=(chunk, *tail), dtype=dtype,
                                       compressors=ZstdCodec(level=1), fill_value=0)
         self.buf = np.empty((chunk, *tail), dtype=dtype)
+        self.chunk = chunk
         self.fill = 0  # rows in buf
         self.written = 0  # rows already handed to the writer
 
@@ -62,8 +78,9 @@ class StoreWriter:
         for t in self._threads:
             t.start()
 
-    def add_column(self, name: str, tail: tuple[int, ...], dtype) -> None:
-        self.cols[name] = _Column(self.root, name, tail, np.dtype(dtype), self.chunk)
+    def add_column(self, name: str, tail: tuple[int, ...], dtype, chunk: int | None = None) -> None:
+        """A column of rows shaped `tail`, written in chunks of `chunk` rows (default chunk_tokens)."""
+        self.cols[name] = _Column(self.root, name, tail, np.dtype(dtype), chunk or self.chunk)
 
     def _worker(self) -> None:
         while True:
@@ -94,8 +111,8 @@ class StoreWriter:
         need = col.written + rows
         if col.arr.shape[0] < need:  # grow geometrically (metadata only), here in the main thread
             col.arr.resize((max(need, 2 * col.arr.shape[0]), *col.arr.shape[1:]))
-        self._q.put((col.arr, col.written, col.buf[:rows].copy() if rows < self.chunk else col.buf))
-        col.buf = np.empty_like(col.buf) if rows == self.chunk else col.buf
+        self._q.put((col.arr, col.written, col.buf[:rows].copy() if rows < col.chunk else col.buf))
+        col.buf = np.empty_like(col.buf) if rows == col.chunk else col.buf
         col.written += rows
         col.fill = 0
 
@@ -105,17 +122,16 @@ class StoreWriter:
             col = self.cols[name]
             i = 0
             while i < len(data):
-                take = min(len(data) - i, self.chunk - col.fill)
+                take = min(len(data) - i, col.chunk - col.fill)
                 col.buf[col.fill:col.fill + take] = data[i:i + take]
                 col.fill += take
                 i += take
-                if col.fill == self.chunk:
-                    self._submit(col, self.chunk)
+                if col.fill == col.chunk:
+                    self._submit(col, col.chunk)
 
     def write_array(self, name: str, data: np.ndarray, chunks=None) -> None:
         """Write a whole small array synchronously (statistics, meta arrays)."""
-        self.root.create_array(name, data=data, chunks=chunks or data.shape or (1,),
-                               compressors=ZstdCodec(level=1))
+        write_array(self.root, name, data, chunks)
 
     def close(self, attrs: dict[str, Any]) -> None:
         """Flush buffers, wait for the writer thread, then mark the store complete."""
@@ -129,7 +145,7 @@ class StoreWriter:
         for col in self.cols.values():  # trim the geometric growth
             if col.arr.shape[0] != col.written:
                 col.arr.resize((col.written, *col.arr.shape[1:]))
-        self.root.attrs["rnnvis"] = {**attrs, "format": FORMAT, "complete": True}
+        self.root.attrs["rnnvis"] = {**attrs, "format": SHARD_FORMAT, "complete": True}
 
     def _stop(self) -> None:
         for _ in self._threads:
@@ -147,52 +163,74 @@ class StoreWriter:
         self._stop()
 
 
-def save_stats(w: StoreWriter, stats: dict[str, StreamStats]) -> None:
-    """stats/count (vocab,), and per stream stats/<name>/{mean,m2,dmean,dm2} (vocab, units),
-    unit_{count,mean,m2,min,max,below,above,lo,hi} (units,) and hist (units, bins+2)."""
-    first = next(iter(stats.values()), None)
-    if first is None:
-        return
+def write_array(group, name: str, data: np.ndarray, chunks=None) -> None:
+    """Write a whole small array synchronously (statistics, meta arrays)."""
+    group.create_array(name, data=data, chunks=chunks or data.shape or (1,), compressors=ZstdCodec(level=1))
+
+
+UNIT_ROWS = ("mean", "m2", "min", "max", "below", "above", "lo", "hi", "count")
+
+
+def save_stats(group, stats: dict[str, StreamStats]) -> None:
+    """Into a zarr group (or a StoreWriter's), three arrays a stream (array creation, not size,
+    is what costs on small shards): stats/<name>/units (9, units) float64 with the rows
+    `UNIT_ROWS` (float32 values and counts below 2^53 are exact in float64), stats/<name>/hist
+    (units, bins+2) int64 and, for streams with per-word statistics, stats/<name>/words
+    (4, vocab, units) float32: mean, M2 of the value and of its change Δ; plus stats/count (vocab,)."""
+    group = getattr(group, "root", group)
     np_ = lambda t: t.detach().cpu().contiguous().numpy()  # noqa: E731
-    w.write_array("stats/count", np_(first.words.count))
+    counted = False
     for name, s in stats.items():
         p = f"stats/{name}/"
-        vocab, units = s.words.mean.shape
-        ch = (min(vocab, max(1, (1 << 22) // max(units, 1))), units)
-        for key, t in (("mean", s.words.mean), ("m2", s.words.m2), ("dmean", s.deltas.mean), ("dm2", s.deltas.m2)):
-            w.write_array(p + key, np_(t), chunks=ch)
+        if s.words is not None:
+            if not counted:
+                write_array(group, "stats/count", np_(s.words.count))
+                counted = True
+            words = np.stack([np_(t).astype(np.float32) for t in (s.words.mean, s.words.m2, s.deltas.mean, s.deltas.m2)])
+            vocab, units = words.shape[1:]
+            write_array(group, p + "words", words, chunks=(1, min(vocab, max(1, (1 << 22) // max(units, 1))), units))
         u = s.units
-        for key in ("mean", "m2", "min", "max", "below", "above", "lo", "hi", "hist"):
-            w.write_array(p + "unit_" + key, np_(getattr(u, key)))
-        w.write_array(p + "unit_count", np_(u.count.reshape(1)))
+        rows = [np_(getattr(u, k)).astype(np.float64) for k in UNIT_ROWS[:-1]]
+        rows.append(np.full(rows[0].shape, float(u.count), dtype=np.float64))
+        write_array(group, p + "units", np.stack(rows))
+        write_array(group, p + "hist", np_(u.hist))
+
+
+def load_stats(group, name: str, words: bool, count: Tensor | None = None) -> StreamStats:
+    """The statistics of one stream as `save_stats` wrote them (CPU tensors)."""
+    p = f"stats/{name}/"
+    rows = np.asarray(group[p + "units"][...])  # (9, units)
+    f32 = lambda r: torch.from_numpy(rows[UNIT_ROWS.index(r)].astype(np.float32))  # noqa: E731
+    i64 = lambda r: torch.from_numpy(rows[UNIT_ROWS.index(r)].astype(np.int64))  # noqa: E731
+    u = UnitStats(count=torch.tensor(int(rows[-1][0]) if rows.shape[1] else 0), mean=f32("mean"), m2=f32("m2"),
+                  min=f32("min"), max=f32("max"), below=i64("below"), above=i64("above"), lo=f32("lo"), hi=f32("hi"),
+                  hist=torch.from_numpy(np.asarray(group[p + "hist"][...])))
+    if not words:
+        return StreamStats(None, None, u)
+    if count is None:
+        count = torch.from_numpy(np.asarray(group["stats/count"][...]))
+    w = torch.from_numpy(np.asarray(group[p + "words"][...]))  # (4, vocab, units)
+    return StreamStats(WordUnitStats(count, w[0], w[1]), WordUnitStats(count, w[2], w[3]), u)
 
 
 class _LazyStats(Mapping):
     """stream name -> StreamStats, each read from the store on first access (thread-safe)."""
 
-    def __init__(self, root, names: list[str]):
-        self._root, self._names = root, names
+    def __init__(self, root, names: list[str], word_names: list[str]):
+        self._root, self._names, self._words = root, names, set(word_names)
         self._loaded: dict[str, StreamStats] = {}
         self._count = None
         self._lock = threading.Lock()
-
-    def _t(self, key: str):
-        return torch.from_numpy(np.asarray(self._root[key][...]))
 
     def __getitem__(self, name: str) -> StreamStats:
         if name not in self._names:
             raise KeyError(name)
         with self._lock:
             if name not in self._loaded:
-                if self._count is None:
-                    self._count = self._t("stats/count")
-                p = f"stats/{name}/"
-                u = UnitStats(**{k: self._t(p + "unit_" + k) for k in
-                                 ("mean", "m2", "min", "max", "below", "above", "lo", "hi", "hist")},
-                              count=self._t(p + "unit_count")[0])
-                self._loaded[name] = StreamStats(WordUnitStats(self._count, self._t(p + "mean"), self._t(p + "m2")),
-                                                 WordUnitStats(self._count, self._t(p + "dmean"),
-                                                               self._t(p + "dm2")), u)
+                words = name in self._words
+                if words and self._count is None:
+                    self._count = torch.from_numpy(np.asarray(self._root["stats/count"][...]))
+                self._loaded[name] = load_stats(self._root, name, words, self._count)
             return self._loaded[name]
 
     def __iter__(self):
@@ -202,8 +240,13 @@ class _LazyStats(Mapping):
         return len(self._names)
 
 
+# per-token columns are indexed by token; these by their own row counts (see Store._rows)
+_ROW_AXES = {"window_lengths": "windows", "window_widths": "windows", "keyframe_index": "keyframes", "doc_probs": "doc_rows",
+             "doc_probs_doc_ids": "doc_rows"}
+
+
 class Store:
-    """A finished recording, opened read-only."""
+    """A finished recording, opened read-only. Reads cross shard boundaries transparently."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -216,52 +259,133 @@ class Store:
             raise RnnvisError(f"{self.path} is not a readable rnnvis recording ({e})",
                               "record it again with record_corpus") from e
         if meta.get("format") != FORMAT or not meta.get("complete"):
-            raise RnnvisError(f"{self.path} is not a complete rnnvis recording",
-                              "it was interrupted or written by another tool; record it again")
+            raise RnnvisError(f"{self.path} is not a complete rnnvis recording of this version",
+                              "it was interrupted, written by an older rnnvis or by another tool; record it again")
         self.meta: dict[str, Any] = meta
         self._stats: _LazyStats | None = None
+        self._shards = [zarr.open_group(str(self.path / s["path"]), mode="r", zarr_format=3)
+                        for s in meta["shards"]]
+        self._offsets = {axis: np.concatenate([[0], np.cumsum([int(s[axis]) for s in meta["shards"]])]).astype(np.int64)
+                         for axis in ("tokens", "windows", "keyframes", "doc_rows")}
+        self._kf_index: np.ndarray | None = None
 
+    # -- what is recorded ---------------------------------------------------------------
     @property
     def streams(self) -> list[str]:
-        """Streams stored per token."""
+        """Streams stored per token (by default the h streams)."""
         return list(self.meta["stored_streams"])
+
+    @property
+    def all_streams(self) -> list[str]:
+        """Every stream of the model (stored or recomputable)."""
+        return list(self.meta["all_streams"])
+
+    @property
+    def units(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.meta["units"].items()}
 
     @property
     def n_tokens(self) -> int:
         return int(self.meta["n_tokens"])
 
+    def has_word_stats(self, name: str) -> bool:
+        """Whether per-word statistics (expected response) of `name` were folded."""
+        return name in self.meta.get("word_stats", ())
+
+    def fingerprint(self) -> str:
+        """A content key of this recording (its meta holds the options, counts and shard sizes)."""
+        return hashlib.sha256(json.dumps(self.meta, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    # -- reading -------------------------------------------------------------------------
+    def _rows(self, key: str, axis: str, start: int, stop: int | None, select=None) -> np.ndarray:
+        """Rows [start, stop) of array `key` concatenated over the shards (axis: which row count)."""
+        off = self._offsets[axis]
+        stop = int(off[-1]) if stop is None else min(int(stop), int(off[-1]))
+        start = max(0, int(start))
+        parts = []
+        first = int(np.searchsorted(off, start, side="right")) - 1
+        for i in range(max(first, 0), len(self._shards)):
+            a, b = int(off[i]), int(off[i + 1])
+            if a >= stop:
+                break
+            lo, hi = max(start, a) - a, min(stop, b) - a
+            if hi <= lo:
+                continue
+            arr = self._shards[i][key]
+            parts.append(arr[lo:hi] if select is None else arr.get_orthogonal_selection((slice(lo, hi), select)))
+        if parts:
+            return np.concatenate(parts) if len(parts) > 1 else np.asarray(parts[0])
+        arr = self._shards[0][key] if self._shards else None
+        tail = arr.shape[1:] if arr is not None else ()
+        if select is not None:
+            tail = (len(select), *tail[1:])
+        return np.zeros((0, *tail), dtype=arr.dtype if arr is not None else np.float32)
+
     def read(self, name: str, start: int = 0, stop: int | None = None, units=None) -> np.ndarray:
-        """(stop-start, units) float32 values of stream `name` for a token range and unit subset."""
+        """(stop-start, units) float32 values of stored stream `name` for a token range and unit subset."""
         if name not in self.meta["stored_streams"]:
             raise NotFound(f"stream {name!r} is not stored per token",
-                           f"stored: {', '.join(self.streams) or 'none'}; record with store_streams")
-        arr = self.root[f"streams/{name}"]
-        stop = arr.shape[0] if stop is None else stop
-        if units is None:
-            out = arr[start:stop]
-        else:
-            out = arr.get_orthogonal_selection((slice(start, stop), np.asarray(units)))
-        return np.asarray(out, dtype=np.float32)
+                           f"stored: {', '.join(self.streams) or 'none'}; recompute it for a window "
+                           "(rnnvis.recording.recompute) or record with store_streams / --streams")
+        sel = None if units is None else np.asarray(units)
+        return np.asarray(self._rows(f"streams/{name}", "tokens", start, stop, sel), dtype=np.float32)
 
-    def _full(self, name: str) -> np.ndarray | None:
-        return np.asarray(self.root[name][...]) if name in self.root else None
+    def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+        """Rows [start, stop) of a per-token column (token_ids, doc_ids, positions, loss, rank,
+        topk_ids, topk_probs) or of doc_probs / doc_probs_doc_ids; None when not recorded."""
+        if not self._shards or name not in self._shards[0]:
+            return None
+        return self._rows(name, _ROW_AXES.get(name, "tokens"), start, stop)
 
     @property
     def token_ids(self) -> np.ndarray:
-        return self._full("token_ids")
+        return self.column("token_ids")
 
     @property
     def doc_ids(self) -> np.ndarray:
-        return self._full("doc_ids")
+        return self.column("doc_ids")
 
     @property
     def positions(self) -> np.ndarray:
-        return self._full("positions")
+        return self.column("positions")
 
     def output(self, name: str) -> np.ndarray | None:
         """Model outputs: 'loss', 'rank', 'topk_ids', 'topk_probs', 'doc_probs',
         'doc_probs_doc_ids'; None when the model did not produce them."""
-        return self._full(name)
+        return self.column(name)
+
+    @property
+    def windows(self) -> np.ndarray:
+        """(windows, 2) int64 [start, stop) token ranges; each window starts from the zero state."""
+        lengths = self.column("window_lengths").astype(np.int64)
+        stops = np.cumsum(lengths)
+        return np.stack([stops - lengths, stops], axis=1)
+
+    def keyframe(self, i: int, floor: int = 0) -> tuple[int, dict[str, np.ndarray]] | None:
+        """The latest keyframe restarting at a token in [floor, i]: (its token, {state stream:
+        (units,) float32}); None when there is none (restart at the window start instead)."""
+        if not self.meta.get("keyframe_every"):
+            return None
+        if self._kf_index is None:
+            parts = [np.asarray(g["keyframe_index"][...], dtype=np.int64) + self._offsets["tokens"][k]
+                     for k, g in enumerate(self._shards)]
+            self._kf_index = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        j = int(np.searchsorted(self._kf_index, i, side="right")) - 1
+        if j < 0 or self._kf_index[j] < floor:
+            return None
+        return int(self._kf_index[j]), {n: self._rows(f"keyframes/{n}", "keyframes", j, j + 1)[0]
+                                        for n in self.meta["keyframe_streams"]}
+
+    def dask(self, name: str):
+        """A `dask.array` of a stored stream (`layer0.fwd.h`) or a column (`loss`, `token_ids`, ...)
+        over the whole recording, one block per stored chunk, for your own out-of-core analysis."""
+        import dask.array as da
+
+        key = f"streams/{name}" if name in self.meta["stored_streams"] else name
+        if not self._shards or key not in self._shards[0]:
+            raise NotFound(f"{name!r} is not stored in this recording",
+                           f"stored streams: {', '.join(self.streams)}; columns: token_ids, doc_ids, positions, ...")
+        return da.concatenate([da.from_zarr(g[key]) for g in self._shards], axis=0)
 
     @property
     def stats(self) -> "Mapping[str, StreamStats]":
@@ -269,9 +393,10 @@ class Store:
 
         A read-only mapping that reads a stream's statistics from disk the first time it is asked
         for: a view of one stream does not pay for the word x unit tables of all the others.
+        `words`/`deltas` are None for streams recorded without per-word statistics (gates by default).
         """
         if self._stats is None:
-            self._stats = _LazyStats(self.root, list(self.meta["all_streams"]))
+            self._stats = _LazyStats(self.root, self.all_streams, list(self.meta.get("word_stats", ())))
         return self._stats
 
     def __repr__(self) -> str:
