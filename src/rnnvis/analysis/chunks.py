@@ -94,18 +94,9 @@ def array_chunks(streams: Mapping[str, np.ndarray] | None = None, columns: Mappi
 def store_column(store, name: str, start: int, stop: int) -> np.ndarray | None:
     """Rows [start, stop) of a per-token column of a recording ('token_ids', 'doc_ids', 'positions', 'loss',
     'rank', 'topk_ids', 'topk_probs'), through `Store.column`; None when the recording has no such column.
-    The one place (with `explore.scan`, which reads through it) where a scan touches a recording."""
-    from rnnvis.errors import NotFound
-
-    column = getattr(store, "column", None)
-    if column is not None:
-        try:
-            out = column(name, start, stop)
-        except (NotFound, KeyError):
-            return None
-        return None if out is None else np.asarray(out)
-    arrays = store.root  # a store without Store.column (before the sharded Store API): rows of its array
-    return np.asarray(arrays[name][start:stop]) if name in arrays else None
+    The one place (with `explore.scan`, which reads through it) where a scan reads a column."""
+    out = store.column(name, start, stop)
+    return None if out is None else np.asarray(out)
 
 
 def check_chunks(chunks: Iterable[TokenChunk]) -> Iterator[TokenChunk]:

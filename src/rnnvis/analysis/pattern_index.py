@@ -22,7 +22,6 @@ compressed, so it loads at disk speed.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from pathlib import Path
@@ -189,16 +188,10 @@ def select_units_in_store(store, stream: str, start: int, stop: int, threshold: 
 
 
 def _cache_key(store, stream: str, theta: np.ndarray) -> str:
-    """Content key: the recording's fingerprint (`Store.fingerprint`; else its meta and the stream's
-    per-unit moments and extremes), the stream and θ — so a cache folder can move with the recording."""
+    """Content key: the recording's fingerprint (`Store.fingerprint`), the stream and θ — so a cache
+    folder can move with the recording."""
     h = hashlib.sha256()
-    if hasattr(store, "fingerprint"):
-        h.update(str(store.fingerprint()).encode())
-    else:
-        h.update(json.dumps(store.meta, sort_keys=True, default=str).encode())
-        u = store.stats[stream].units
-        for k in ("mean", "m2", "min", "max"):
-            h.update(np.ascontiguousarray(np.asarray(getattr(u, k))).tobytes())
+    h.update(str(store.fingerprint()).encode())
     h.update(stream.encode())
     h.update(np.ascontiguousarray(theta, np.float32).tobytes())
     return h.hexdigest()

@@ -22,10 +22,7 @@ def read_stream(store, name: str, start: int, stop: int) -> np.ndarray:
 
 def has_column(store, name: str) -> bool:
     """Whether the recording holds the per-token column (e.g. 'loss' only for language models)."""
-    try:
-        return read_column(store, name, 0, 0) is not None
-    except (NotFound, KeyError):
-        return False
+    return read_column(store, name, 0, 0) is not None
 
 
 def value_range(store, stream: str) -> tuple[np.ndarray, np.ndarray]:
