@@ -4,10 +4,10 @@ With the demo char LSTM (`linux-char-lstm`: 1 layer, 256 units, trained by `rnnv
 here with the same recipe when the workspace lacks it, or `--model REF`):
 
 1. record the whole `linux-kernel` corpus (train, valid and test documents) into a fresh view
-   recording (`record_model(..., split="all", workers=N)`), in a temporary workspace that shares
-   the model and the data, so a cached recording is never timed; then record it (or, for the full
-   corpus, its first `THROUGHPUT_TOKENS`) again with the other worker count, for tokens/s with 1
-   and with 2 recording workers;
+   recording (`record_model(..., split="all", workers=N)`, N = 2 by default), in a temporary
+   workspace that shares the model and the data, so a cached recording is never timed; then its
+   first `THROUGHPUT_TOKENS` (300k with --quick) again with the other worker count (1), for
+   tokens/s with 1 and with 2 recording workers (local Dask clusters, start-up included);
 2. build the pattern index of `layer0.fwd.h` at θ = 0.5 (`open_pattern_index`);
 3. rank every unit against the char annotations over every token (`explore.discovery.rank_store`);
 4. the LM error taxonomy of every token, the n-gram oracle fitted on the training split included
@@ -22,14 +22,11 @@ every 0.1 s (and never below `ru_maxrss` of either), overall and per step. Last 
 
 `--quick` runs on the first 1M characters, with the oracle fitted on 1M training characters, and,
 without a demo model, trains `linux-char-lstm-quick` (the demo recipe on 300k training characters)
-— under 2 minutes once the data and the model exist. Before the sharded Store API (no `split="all"`
-/ `workers` in `record_model`), the corpus is recorded by `record_corpus` in this process and
-workers2_tok_s is `nan`.
+— under 2 minutes once the data and the model exist, on two otherwise idle cores.
 """
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import os
 import resource
@@ -49,7 +46,8 @@ QUICK_MODEL = "linux-char-lstm-quick"
 QUICK_CHARS = 1_000_000
 QUICK_TRAIN_TOKENS = 300_000
 QUICK_ORACLE_TOKENS = 1_000_000
-THROUGHPUT_TOKENS = 2_000_000  # tokens recorded with the other worker count on the full corpus
+THROUGHPUT_TOKENS = 2_000_000  # tokens recorded with the other worker count (full corpus)
+QUICK_THROUGHPUT_TOKENS = 300_000  # the same with --quick
 STREAM = "layer0.fwd.h"
 THETA = 0.5
 
@@ -139,41 +137,16 @@ def scratch_home(ws, parent: Path) -> Path:
 
 
 def record(home: Path, ref: str, max_tokens: int | None, workers: int):
-    """(store, seconds, tokens/s, workers used) of a fresh recording of every split of the corpus."""
+    """(store, seconds, tokens/s) of a fresh recording of every split of the corpus by `workers` Dask workers
+    (the seconds include starting the local cluster)."""
     from rnnvis import Catalog, Workspace, record_model
 
     ws = Workspace.open(home)
     cat = Catalog(ws.catalog_path)
-    params = inspect.signature(record_model).parameters
     t = time.perf_counter()
-    if "workers" in params:
-        store = record_model(ref, ws, cat, split="all", workers=workers, max_tokens=max_tokens, progress=False)
-        used = workers
-    else:
-        store, used = _record_all_here(ws, cat, ref, max_tokens), 1
+    store = record_model(ref, ws, cat, split="all", workers=workers, max_tokens=max_tokens, progress=False)
     s = time.perf_counter() - t
-    return store, s, store.n_tokens / s, used
-
-
-def _record_all_here(ws, cat, ref: str, max_tokens: int | None):
-    """Before `split="all"`: every document of the corpus recorded by `record_corpus` in this process."""
-    from rnnvis.data import load_corpus
-    from rnnvis.models import lm_windows
-    from rnnvis.recorder import _prepare, load_model  # the fallback records as record_model does
-    from rnnvis.recording import record_corpus
-
-    ckpt = load_model(ref, ws, cat)
-    corpus = load_corpus(DATA, ws, catalog=cat)
-    idx, n = [], 0
-    for i, d in enumerate(corpus.documents):
-        if max_tokens is not None and n >= max_tokens:
-            break
-        idx.append(i)
-        n += len(d.text or "")
-    batches = _prepare(lm_windows(ckpt.tokenizer, corpus.subset(idx), window=200, batch_size=32, doc_ids=idx), None)
-    return record_corpus(ckpt.model, batches, ws.recordings_dir / f"{ref}-all", forward=lambda m, b: m(b["ids"])[0],
-                         vocab_size=len(ckpt.tokenizer.vocab), store_streams=(STREAM,), progress=False,
-                         meta={"model": ref, "dataset": DATA, "split": "all", "level": "char", "task": "lm"})
+    return store, s, store.n_tokens / s
 
 
 def main() -> None:
@@ -205,15 +178,16 @@ def main() -> None:
         log(f"recording {DATA} ({'first ' + format(limit, ',') + ' characters' if limit else 'every split'}) "
             f"with {ref}, {args.workers} worker(s)")
         peak.start_step()
-        store, record_s, tok_s, used = record(scratch_home(ws, parent), ref, limit, args.workers)
+        store, record_s, tok_s = record(scratch_home(ws, parent), ref, limit, args.workers)
         steps["record"] = peak.step
-        rates = {used: tok_s}
-        other = 1 if used != 1 else 2
-        if "workers" in inspect.signature(__import__("rnnvis").record_model).parameters:
-            n_other = store.n_tokens if args.quick else min(store.n_tokens, THROUGHPUT_TOKENS)
-            log(f"recording {n_other:,} tokens again with {other} worker(s)")
-            rates[other] = record(scratch_home(ws, parent), ref, n_other, other)[2]
-        log(f"{store.n_tokens:,} tokens recorded in {record_s:.1f} s")
+        log(f"{store.n_tokens:,} tokens recorded in {record_s:.1f} s ({tok_s:,.0f} tokens/s)")
+        rates = {args.workers: tok_s}
+        other = 1 if args.workers != 1 else 2
+        n_other = min(store.n_tokens, QUICK_THROUGHPUT_TOKENS if args.quick else THROUGHPUT_TOKENS)
+        log(f"recording {n_other:,} tokens again with {other} worker(s)")
+        peak.start_step()
+        rates[other] = record(scratch_home(ws, parent), ref, n_other, other)[2]
+        steps[f"record with {other} worker(s)"] = peak.step
 
         from rnnvis.analysis import open_pattern_index
 
