@@ -11,7 +11,7 @@ here with the same recipe when the workspace lacks it, or `--model REF`):
 2. build the pattern index of `layer0.fwd.h` at θ = 0.5 (`open_pattern_index`);
 3. rank every unit against the char annotations over every token (`explore.discovery.rank_store`);
 4. the LM error taxonomy of every token, the n-gram oracle fitted on the training split included
-   (`explore.perf.fit_oracle` + `taxonomy_store`).
+   (`explore.taxonomy.fit_oracle` + `taxonomy_store`).
 
 Peak RSS is the largest sum of the resident memory of this process and its children, sampled
 every 0.1 s (and never below `ru_maxrss` of either), overall and per step. Last line:
@@ -161,7 +161,7 @@ def main() -> None:
     from rnnvis import Catalog, Workspace
     from rnnvis.data import fetch_dataset, load_dataset
     from rnnvis.explore.discovery import CHAR_ANNOTATIONS, rank_store
-    from rnnvis.explore.perf import categories_path, fit_oracle, taxonomy_store
+    from rnnvis.explore.taxonomy import categories_path, fit_oracle, taxonomy_store
     from rnnvis.explore.session import one_blas_thread
     from rnnvis.recorder import load_model
 

@@ -6,7 +6,7 @@ from perf_support import CHARS, lm_targets, tiny_recording, traced_peak
 
 from rnnvis.analysis import annotate, error_taxonomy, lm_metrics, lm_metrics_scan, open_pattern_index, rank_units
 from rnnvis.explore.discovery import rank_store
-from rnnvis.explore.perf import categories_path, taxonomy_store
+from rnnvis.explore.taxonomy import categories_path, taxonomy_store
 from rnnvis.explore.scan import chunks, doc_table
 
 NAMES = ["c_string", "bracket_depth", "inside_quotes"]

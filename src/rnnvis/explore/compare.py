@@ -26,7 +26,8 @@ import numpy as np
 from ..analysis.chunks import CHUNK_TOKENS, TokenChunk
 from ..errors import NotFound, RnnvisError
 from .common import num, stream_of, tolist
-from .perf import doc_predictions, gold_labels, start_taxonomy, token_categories
+from .perf import doc_predictions, gold_labels
+from .taxonomy import start_taxonomy, token_categories
 from .scan import doc_table, read_column, read_stream
 from .session import Explorer, ModelHandle
 
