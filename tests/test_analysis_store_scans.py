@@ -24,7 +24,7 @@ def stores(tmp_path_factory):
 
 def test_rank_store_equals_rank_units_on_the_whole_recording(stores):
     store = stores[40]
-    found, probe = rank_store(store, decode, NAMES, chunk=1000, probe_sample=3000)
+    found, probe = rank_store(store, decode, NAMES, chunk=300, probe_sample=3000)  # documents of 400 tokens
     h = store.read("layer0.fwd.h")
     ann = annotate(decode(store.token_ids), NAMES, doc_ids=store.doc_ids)
     for name in NAMES:
@@ -56,6 +56,11 @@ def test_taxonomy_and_metrics_of_a_store_equal_the_whole_arrays(stores, tmp_path
     t = doc_table(store)
     assert t["doc"].tolist() == list(range(40)) and (t["stop"] - t["start"]).tolist() == [400] * 40
     assert categories_path(store, 5).name == "categories.order5.npy"
+    # a document longer than the chunk: whole for its annotations, its stream values read 300 rows at a time
+    seen = list(chunks(store, ["layer0.fwd.h"], ("doc_ids",), 300, by_document=True,
+                       extra=lambda a, b, cols: {"span": np.full(b - a, b - a)}))
+    assert max(len(c) for c in seen) <= 300 and {int(c.columns["span"][0]) for c in seen} == {400}
+    assert [c.start for c in seen][:3] == [0, 300, 400] and seen[-1].stop == store.n_tokens
 
 
 @pytest.mark.parametrize("scan", ["discovery", "taxonomy", "index"])

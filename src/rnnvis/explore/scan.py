@@ -62,8 +62,11 @@ def chunks(store, streams: Sequence[str] = (), columns: Sequence[str] = (), chun
            by_document: bool = False, extra: Callable[[int, int, dict], dict] | None = None,
            start: int = 0, stop: int | None = None) -> Iterator[TokenChunk]:
     """TokenChunks of [start, stop) of the recording with the named streams and columns (missing
-    columns are left out); cut at document starts when `by_document`. extra(a, b, columns) adds
-    derived columns (e.g. annotations) to each chunk."""
+    columns are left out). extra(a, b, columns) adds derived columns (e.g. annotations) to each range.
+
+    by_document: ranges are cut at document starts, so `extra` sees whole documents (a document longer
+    than `chunk` is one range); chunks carrying streams are still at most `chunk` tokens — the range's
+    columns are computed once and sliced, its stream values read `chunk` rows at a time."""
     stop = store.n_tokens if stop is None else stop
     missing = [s for s in streams if s not in store.streams]
     if missing:
@@ -81,7 +84,13 @@ def chunks(store, streams: Sequence[str] = (), columns: Sequence[str] = (), chun
                 cols[c] = v
         if extra is not None:
             cols.update(extra(a, b, cols))
-        yield TokenChunk(a, b, {s: read_stream(store, s, a, b) for s in streams}, cols)
+        if not streams:
+            yield TokenChunk(a, b, {}, cols)
+            continue
+        for s0 in range(a, b, chunk):
+            s1 = min(b, s0 + chunk)
+            yield TokenChunk(s0, s1, {s: read_stream(store, s, s0, s1) for s in streams},
+                             {k: v[s0 - a:s1 - a] for k, v in cols.items()})
 
 
 def need_column(store, name: str, what: str) -> None:
