@@ -6,7 +6,7 @@ here with the same recipe when the workspace lacks it, or `--model REF`):
 1. record the whole `linux-kernel` corpus (train, valid and test documents) into a fresh view
    recording (`record_model(..., split="all", workers=N)`, N = 2 by default), in a temporary
    workspace that shares the model and the data, so a cached recording is never timed; then its
-   first `THROUGHPUT_TOKENS` (300k with --quick) again with the other worker count (1), for
+   first `THROUGHPUT_TOKENS` (100k with --quick) again with the other worker count (1), for
    tokens/s with 1 and with 2 recording workers (local Dask clusters, start-up included);
 2. build the pattern index of `layer0.fwd.h` at θ = 0.5 (`open_pattern_index`);
 3. rank every unit against the char annotations over every token (`explore.discovery.rank_store`);
@@ -47,7 +47,7 @@ QUICK_CHARS = 1_000_000
 QUICK_TRAIN_TOKENS = 300_000
 QUICK_ORACLE_TOKENS = 1_000_000
 THROUGHPUT_TOKENS = 2_000_000  # tokens recorded with the other worker count (full corpus)
-QUICK_THROUGHPUT_TOKENS = 300_000  # the same with --quick
+QUICK_THROUGHPUT_TOKENS = 100_000  # the same with --quick
 STREAM = "layer0.fwd.h"
 THETA = 0.5
 
