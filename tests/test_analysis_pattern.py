@@ -233,3 +233,33 @@ def test_bad_input():
     wide = SelectedUnits(np.array([0]), np.zeros(9, np.float32), 0, 1, 0, False, False)
     with pytest.raises(RnnvisError, match="same stream"):
         match_scan(HAND, HAND_DOCS, wide)
+
+
+def test_index_file_is_memory_mapped_and_built_in_bounded_memory(tmp_path, monkeypatch):
+    from perf_support import traced_peak
+
+    from rnnvis.analysis import pattern_build
+
+    rng = np.random.default_rng(5)
+    values = (rng.random((3000, 20)) < 0.3).astype(np.float32)
+    docs = np.repeat(np.arange(30), 100)
+    ref = build_run_index(values, docs, 0.5, chunk_tokens=256)
+    monkeypatch.setattr(pattern_build, "MMAP_BYTES", 0)  # map every member
+    idx = build_run_index(values, docs, 0.5, chunk_tokens=1000, path=tmp_path / "i.npz")
+    assert isinstance(idx.bits, np.memmap) and isinstance(idx.starts, np.memmap)
+    for k in ("offsets", "starts", "ends", "bits", "doc_starts", "doc_ids", "threshold"):
+        np.testing.assert_array_equal(getattr(idx, k), getattr(ref, k))
+    sel = select_units(values, docs, 40, 41, 0.5)
+    got, want = match_index(idx, sel, min_fraction=0.5), match_index(ref, sel, min_fraction=0.5)
+    assert got.starts.size > 0
+    for k in ("doc_ids", "starts", "stops", "matched"):
+        np.testing.assert_array_equal(getattr(got, k), getattr(want, k))
+
+    def build(n):  # values and doc ids made chunk by chunk: nothing of size n is held
+        read = lambda a, b: (np.random.default_rng(a).random((b - a, 64)) < 0.3).astype(np.float32)  # noqa: E731
+        build_run_index(None, None, 0.5, 4096, read=read, shape=(n, 64), path=tmp_path / f"{n}.npz",
+                        read_docs=lambda a, b: np.arange(a, b) // 1000)
+
+    monkeypatch.setattr(pattern_build, "MMAP_BYTES", 1 << 20)
+    small, large = traced_peak(lambda: build(50_000), warm=lambda: build(5000)), traced_peak(lambda: build(200_000))
+    assert large <= 1.3 * small, (small, large)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from perf_support import build, explorer, ready, settle
+from perf_support import build, explorer, lm_targets, ready, settle
 from rnnvis.errors import NotFound, RnnvisError
 from rnnvis.explore import compare as cmp
 from rnnvis.explore import perf
@@ -70,7 +70,7 @@ def test_classifier_metrics_agree_with_the_analysis(ex):
 def test_lm_error_taxonomy(ex):
     store = ready(ex, "lm-a")
     out = settle(lambda: perf.errors(ex, "lm-a"), ex)
-    rows, _ = perf.lm_targets(store)
+    rows, _ = lm_targets(store)
     p_true = np.exp(-store.output("loss")[rows])
     assert out["kind"] == "lm" and out["total"] == rows.size
     assert out["errors"] == int((p_true < 0.5).sum())
@@ -131,7 +131,7 @@ def test_compare_two_models_and_tokens(ex):
     sa, sb = ready(ex, "lm-a"), ready(ex, "lm-b")
     out = settle(lambda: cmp.compare(ex, "lm-a", "lm-b"), ex)
     assert out["a"] == "lm-a" and out["b"] == "lm-b" and out["same_tokens"]
-    rows, tgt = perf.lm_targets(sa)
+    rows, tgt = lm_targets(sa)
     la, lb = sa.output("loss")[rows].astype(float), sb.output("loss")[rows].astype(float)
     assert out["loss"]["mean_a"] == pytest.approx(la.mean()) and out["loss"]["mean_b"] == pytest.approx(lb.mean())
     words = np.array(ex.model("lm-a").decode(sa.token_ids[tgt]), dtype=object)
@@ -203,3 +203,41 @@ def test_train_job_runs_and_cancels(ex):
 def test_bad_training_requests(ex, body, error):
     with pytest.raises(error):
         perf.start_training(ex, body)
+
+
+def test_compare_loss_by_category_and_similarity_equal_whole_array_computations(ex):
+    from rnnvis.analysis import layer_similarity, loss_difference, match_units
+
+    sa, sb = ready(ex, "lm-a"), ready(ex, "lm-b")
+    settle(lambda: perf.errors(ex, "lm-a"), ex)  # the taxonomy of a is cached: by_category is filled
+    out = settle(lambda: cmp.compare(ex, "lm-a", "lm-b"), ex)
+    rows, _ = lm_targets(sa)
+    la, lb = sa.output("loss")[rows].astype(float), sb.output("loss")[rows].astype(float)
+    codes, names = perf.token_categories(ex, "lm-a")
+    labels = np.array(list(names) + ["correct"], dtype=object)[np.where(codes[rows] == 1, len(names),
+                                                                        codes[rows].astype(int) - 2)]
+    assert (codes[rows] >= 1).all() and (np.delete(codes, rows) == 0).all()
+    ref = loss_difference(la, lb, labels)
+    got = {g["group"]: g for g in out["loss"]["by_category"]}
+    assert set(got) == set(ref.groups) and sum(g["n"] for g in got.values()) == rows.size
+    for g, n, d in zip(ref.groups, ref.count, ref.mean_diff):
+        assert got[g]["n"] == n and got[g]["diff"] == pytest.approx(d)
+    h = "layer0.fwd.h"
+    xa, xb = sa.read(h).astype(float), sb.read(h).astype(float)
+    assert out["similarity"]["tokens"] == sa.n_tokens == out["shared_tokens"]
+    assert out["similarity"]["cka"][0][0] == pytest.approx(layer_similarity({h: xa}, {h: xb}).matrix[0, 0], abs=1e-5)
+    m = match_units(xa, xb, absolute=True)
+    assert [p["b"] for p in out["matching"]["pairs"]] == m.cols.tolist()
+
+
+def test_aligned_segments_of_recordings_holding_different_tokens():
+    # a holds documents 5 (positions 0..9) and 7 (0..3); b holds 7 (2..5) and 5 (4..11)
+    ta = {"doc": np.array([5, 7]), "start": np.array([0, 10]), "stop": np.array([10, 14]),
+          "first": np.array([0, 0]), "last": np.array([9, 3])}
+    tb = {"doc": np.array([7, 5]), "start": np.array([0, 4]), "stop": np.array([4, 12]),
+          "first": np.array([2, 4]), "last": np.array([5, 11])}
+    a, b, n = cmp._segments(ta, tb)
+    assert a.tolist() == [4, 12] and b.tolist() == [4, 0] and n.tolist() == [6, 2]
+    same = {k: v.copy() for k, v in ta.items()}
+    a, b, n = cmp._segments(ta, same)
+    assert (a.tolist(), b.tolist(), n.tolist()) == ([0], [0], [14])  # the same tokens: one segment

@@ -4,10 +4,13 @@
 - cocluster: units × words spectral co-clustering ("memory chips" and "word clouds").
 - glyphs: sentence glyphs per unit cluster.
 - saturation: gate saturation (Karpathy et al. 2015).
-- discovery: units ranked against token annotations (AUC, correlation) and linear probes.
+- discovery, discovery_scan: units ranked against token annotations (AUC, correlation) and linear probes,
+  on arrays or over a corpus in chunks.
 - annotations: token annotations (quotes, brackets, code strings/comments, positions, negation, POS).
 - metrics: LM loss / perplexity / bpc / top-k; classifier accuracy, macro-F1, confusion, calibration (ECE).
-- errors_lm: LM error taxonomy peeled off by oracles (Karpathy et al. 2015).
+- errors_lm, errors_lm_scan: LM error taxonomy peeled off by oracles (Karpathy et al. 2015), on arrays or
+  over a corpus in chunks.
+- chunks: token chunks, the unit of every corpus scan in bounded memory.
 - slices: classifier error slices (length, negation, intensifiers, contrast, gold label, confidence).
 - similarity: linear CKA and SVCCA between layers of two models; per-group loss differences.
 - matching: Hungarian unit matching across models; correspondence of two clusterings (ARI).
@@ -78,7 +81,14 @@ from rnnvis.analysis.saturation import (
     saturation_fractions,
 )
 from rnnvis.analysis.dynamics import CheckpointDynamics, Curve, TrainingCurves, checkpoint_dynamics, training_curves
-from rnnvis.analysis.errors_lm import ErrorCategory, ErrorExample, ErrorTaxonomy, error_taxonomy, ngram_p_true
+from rnnvis.analysis.errors_lm import (
+    ErrorCategory,
+    ErrorExample,
+    ErrorTaxonomy,
+    error_taxonomy,
+    ngram_oracle,
+    ngram_p_true,
+)
 from rnnvis.analysis.matching import (
     ClusterCorrespondence,
     UnitMatching,
@@ -204,3 +214,18 @@ __all__ += ["Saliency", "find_embedding", "saliency"]
 from rnnvis.analysis.projection import Projection, project, project_trajectory, project_units
 
 __all__ += ["Projection", "project", "project_trajectory", "project_units"]
+from rnnvis.analysis.chunks import CHUNK_TOKENS, TokenChunk, array_chunks, document_cuts, token_ranges
+from rnnvis.analysis.discovery_scan import auc_from_histograms, scan_units
+from rnnvis.analysis.errors_lm_scan import taxonomy_scan
+from rnnvis.analysis.metrics import lm_metrics_scan
+from rnnvis.analysis.similarity_scan import (
+    Moments,
+    layer_similarity_moments,
+    match_units_moments,
+    moments_scan,
+)
+
+__all__ += ["Moments", "layer_similarity_moments", "match_units_moments", "moments_scan"]
+__all__ += ["CHUNK_TOKENS", "TokenChunk", "array_chunks", "auc_from_histograms", "document_cuts", "lm_metrics_scan",
+            "ngram_oracle",
+            "scan_units", "taxonomy_scan", "token_ranges"]

@@ -76,6 +76,8 @@ class UnitRanking:
     unit: np.ndarray  # (n,) unit index within its stream
     score: np.ndarray  # (n,) the metric (AUC, or the correlation)
     effect: np.ndarray  # (n,) signed effect size: AUC - 0.5, or the correlation
+    error: float = 0.0  # bound on |score - exact score| (histogram AUC of `scan_units`); 0 when exact
+    tokens: int = 0  # tokens scored (0: not recorded)
 
     def top(self, k: int = 10) -> list[tuple[str, int, float]]:
         """The k strongest (stream, unit, effect)."""
@@ -85,7 +87,7 @@ class UnitRanking:
         """The ranking restricted to one stream."""
         m = self.stream == stream
         return UnitRanking(self.annotation, self.kind, self.metric, self.stream[m], self.unit[m],
-                           self.score[m], self.effect[m])
+                           self.score[m], self.effect[m], self.error, self.tokens)
 
 
 @dataclass(frozen=True)

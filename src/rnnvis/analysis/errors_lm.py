@@ -162,13 +162,59 @@ def error_taxonomy(
     token; train_counts: {word: training count} or a (tokens,) array of each token's count;
     ngram_p: (N, tokens) probability of the true token under n-gram models of order 1..N, or a
     callable order → (tokens,) called for orders 1..max_order (see `ngram_p_true`), or None.
+    Examples are evenly spaced over each category's errors. For a corpus in chunks, see
+    `rnnvis.analysis.errors_lm_scan.taxonomy_scan`.
     """
-    if level not in ("word", "char"):
-        raise RnnvisError(f"unknown level {level!r}", "use 'word' or 'char'")
     toks = [str(t) for t in tokens]
-    n = len(toks)
     d = np.asarray(doc_ids).reshape(-1)
     p = np.asarray(p_true, dtype=np.float64).reshape(-1)  # (tokens,)
+    category, order, names = categorise(toks, d, p, train_counts, ngram_p, level, max_order, memory_context,
+                                        rare_threshold, boost_threshold, unk)
+    n = len(toks)
+    total = int((category >= 0).sum())
+    window = default_window(level, window)
+    cats = []
+    for ci, name in enumerate(names):
+        where = np.flatnonzero(category == ci)
+        pick = where[np.unique(np.linspace(0, where.size - 1, min(examples, where.size)).astype(np.int64))] \
+            if where.size and examples > 0 else where[:0]
+        ex = examples_at(toks, d, p, pick, level, window)
+        cats.append(ErrorCategory(name, int(where.size), where.size / total if total else 0.0, tuple(ex)))
+    return ErrorTaxonomy(level, n, total, total / n if n else 0.0, tuple(cats), category, order)
+
+
+def default_window(level: str, window: int | None = None) -> int:
+    return window if window is not None else (8 if level == "word" else 40)
+
+
+def examples_at(toks: Sequence[str], d: np.ndarray, p: np.ndarray, pick: np.ndarray, level: str, window: int,
+                index: np.ndarray | None = None) -> list[ErrorExample]:
+    """ErrorExamples of the tokens `pick` of one block of whole documents (context inside the document);
+    index: the (tokens,) id reported as each token's `index` (default: its position in the block)."""
+    starts = document_starts(d)
+    n = len(toks)
+    sep = " " if level == "word" else ""
+    out = []
+    for i in np.asarray(pick, dtype=np.int64).tolist():
+        stop = i + 1
+        while stop < n and d[stop] == d[i]:
+            stop += 1
+        left, right = _context(toks, i, int(starts[i]), stop, window, sep)
+        doc = d[i].item() if isinstance(d[i], np.generic) else d[i]
+        out.append(ErrorExample(int(i if index is None else index[i]), doc, int(i - starts[i]), toks[i], float(p[i]),
+                                left, right))
+    return out
+
+
+def categorise(toks: list[str], d: np.ndarray, p: np.ndarray, train_counts: Mapping[str, int] | np.ndarray,
+               ngram_p=None, level: str = "word", max_order: int = 5, memory_context: int | None = None,
+               rare_threshold: int = 5, boost_threshold: float = 0.4,
+               unk: str = "<unk>") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(category (tokens,), n-gram order (tokens,), category names) of tokens forming whole documents:
+    the peeling of `error_taxonomy`, which looks at nothing outside a token's document."""
+    if level not in ("word", "char"):
+        raise RnnvisError(f"unknown level {level!r}", "use 'word' or 'char'")
+    n = len(toks)
     if d.size != n or p.size != n:
         raise RnnvisError(f"tokens ({n}), doc_ids ({d.size}) and p_true ({p.size}) differ in length",
                           "pass one doc id and one probability per token")
@@ -177,7 +223,6 @@ def error_taxonomy(
     k = memory_context if memory_context is not None else (3 if level == "word" else 5)
     if k < 1:
         raise RnnvisError(f"memory_context must be ≥ 1, got {k}", "use e.g. 3 (words) or 5 (characters)")
-    window = window if window is not None else (8 if level == "word" else 40)
     names = WORD_CATEGORIES if level == "word" else CHAR_CATEGORIES
     remaining = p < ERROR_P  # (tokens,) errors not yet explained
     category = np.full(n, -1, dtype=np.int64)
@@ -228,41 +273,34 @@ def error_taxonomy(
     peel("punctuation", np.array([is_punctuation(t) for t in toks], dtype=bool))
     peel("boost", p >= boost_threshold)
     peel("rest", np.ones(n, dtype=bool))
-
-    total = int((category >= 0).sum())
-    starts = document_starts(d)
-    ends = np.empty(n, dtype=np.int64)  # one past the last token of each token's document
-    if n:
-        last = np.r_[starts[1:] != starts[:-1], True]
-        ends = np.minimum.accumulate(np.where(last, np.arange(n) + 1, n)[::-1])[::-1]
-    sep = " " if level == "word" else ""
-    cats = []
-    for ci, name in enumerate(names):
-        where = np.flatnonzero(category == ci)
-        pick = where[np.unique(np.linspace(0, where.size - 1, min(examples, where.size)).astype(np.int64))] \
-            if where.size and examples > 0 else where[:0]
-        ex = []
-        for i in pick:
-            left, right = _context(toks, int(i), int(starts[i]), int(ends[i]), window, sep)
-            doc = d[i].item() if isinstance(d[i], np.generic) else d[i]
-            ex.append(ErrorExample(int(i), doc,
-                                   int(i - starts[i]), toks[i], float(p[i]), left, right))
-        cats.append(ErrorCategory(name, int(where.size), where.size / total if total else 0.0, tuple(ex)))
-    return ErrorTaxonomy(level, n, total, total / n if n else 0.0, tuple(cats), category, order)
+    return category, order, names
 
 
 def ngram_p_true(train_docs: Sequence[Sequence[int]], eval_docs: Sequence[Sequence[int]], vocab_size: int,
                  max_order: int = 5, discount: float | None = None) -> np.ndarray:
     """(max_order, tokens) probability of each true token of `eval_docs` under Kneser–Ney models of order
     1..max_order fitted on `train_docs` (id lists, each ending with <eos>; every token is scored)."""
+    return ngram_oracle(train_docs, vocab_size, max_order, discount)(eval_docs)
+
+
+def ngram_oracle(train_docs: Sequence[Sequence[int]], vocab_size: int, max_order: int = 5,
+                 discount: float | None = None) -> Callable[[Sequence[Sequence[int]]], np.ndarray]:
+    """Kneser–Ney models of order 1..max_order fitted once on `train_docs`, as a function
+    eval_docs -> (max_order, tokens) probabilities of their true tokens (so that a corpus can be
+    scored chunk by chunk of whole documents)."""
     from rnnvis.baselines.ngram import KneserNeyLM
 
     if max_order < 1:
         raise RnnvisError(f"max_order must be ≥ 1, got {max_order}", "use e.g. 5")
-    train, evals = [list(s) for s in train_docs], [list(s) for s in eval_docs]
-    rows = [np.exp(KneserNeyLM(vocab_size, m, discount).fit(train).log_probs(evals)) for m in range(1, max_order + 1)]
-    return np.stack(rows) if rows else np.zeros((0, 0))
+    train = train_docs if isinstance(train_docs, list) else list(train_docs)
+    models = [KneserNeyLM(vocab_size, m, discount).fit(train) for m in range(1, max_order + 1)]
+
+    def score(eval_docs: Sequence[Sequence[int]]) -> np.ndarray:
+        evals = list(eval_docs)
+        return np.stack([np.exp(m.log_probs(evals)) for m in models])
+    return score
 
 
 __all__ = ["CHAR_CATEGORIES", "WORD_CATEGORIES", "ErrorCategory", "ErrorExample", "ErrorTaxonomy",
-           "error_taxonomy", "ngram_p_true", "seen_before"]
+           "categorise", "error_taxonomy", "examples_at", "ngram_oracle", "ngram_p_true",
+           "seen_before"]

@@ -60,7 +60,11 @@ class UnitMatching:
 
 def match_units(a: np.ndarray, b: np.ndarray, absolute: bool = False) -> UnitMatching:
     """Hungarian matching of the units of a (tokens, units_a) to b (tokens, units_b) by correlation."""
-    c = correlation_matrix(a, b)
+    return assign_units(correlation_matrix(a, b), absolute)
+
+
+def assign_units(c: np.ndarray, absolute: bool = False) -> UnitMatching:
+    """Hungarian matching from a (units_a, units_b) correlation matrix (e.g. streamed moments)."""
     score = np.abs(c) if absolute else c
     rows, cols = linear_sum_assignment(score, maximize=True)
     matched = c[rows, cols]

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
+from rnnvis.analysis.chunks import TokenChunk, check_chunks
 from rnnvis.errors import RnnvisError
 
 LEVELS = ("word", "char")
@@ -63,6 +64,38 @@ def lm_metrics(loss: np.ndarray, ranks: np.ndarray | None = None, level: str = "
         top1, top5 = float(np.mean(r <= 1)), float(np.mean(r <= 5))
     return LMMetrics(level, int(loss.size), mean, math.exp(min(mean, 700.0)),
                      mean / math.log(2) if level == "char" else None, top1, top5)
+
+
+def lm_metrics_scan(chunks: Iterable[TokenChunk], level: str = "word") -> LMMetrics:
+    """`lm_metrics` over token chunks with columns 'loss' and optionally 'rank' (1-based), folded as sums.
+
+    Tokens whose loss is unknown (NaN: nothing was predicted there) or, with ranks, whose rank is
+    < 1 are left out, as a recording marks them.
+    """
+    if level not in LEVELS:
+        raise RnnvisError(f"unknown level {level!r}", f"use one of {LEVELS}")
+    n, total, top1, top5, ranked = 0, 0.0, 0, 0, None
+    for ch in check_chunks(chunks):
+        loss = np.asarray(ch.columns["loss"], dtype=np.float64).reshape(-1)
+        keep = np.isfinite(loss)
+        r = ch.columns.get("rank")
+        if ranked is None:
+            ranked = r is not None
+        if ranked:
+            r = np.asarray(r).reshape(-1)
+            keep &= r >= 1
+            top1 += int((r[keep] <= 1).sum())
+            top5 += int((r[keep] <= 5).sum())
+        lk = loss[keep]
+        if lk.size and lk.min() < 0:
+            raise RnnvisError("per-token loss must be ≥ 0 (nats)", "pass -log p(true token)")
+        n += lk.size
+        total += float(lk.sum())
+    if n == 0:
+        raise RnnvisError("no tokens to evaluate", "pass chunks with at least one scored token")
+    mean = total / n
+    return LMMetrics(level, n, mean, math.exp(min(mean, 700.0)), mean / math.log(2) if level == "char" else None,
+                     top1 / n if ranked else None, top5 / n if ranked else None)
 
 
 def true_token_ranks(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -3,8 +3,8 @@
 For one stream and one threshold θ (units,), the index holds for each unit the sorted, disjoint
 runs [start, end) of tokens where the unit is on (>= θ), split at document boundaries; CSR
 layout: the runs of unit u are starts[offsets[u]:offsets[u+1]], ends[...]. It is built once,
-streaming over the recording in token chunks, and saved as an npz file (atomic write, loaded
-with allow_pickle=False) keyed by the recording, the stream and θ.
+streaming over the recording in token chunks straight into an npz file (`pattern_build`: atomic
+write, no pickle, opened memory-mapped) keyed by the recording's fingerprint, the stream and θ.
 
 A match (see `pattern` for the rule) then:
 - min_fraction = 1: intersects the run lists of the selected units, smallest first, each step a
@@ -22,13 +22,10 @@ compressed, so it loads at disk speed.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -38,120 +35,13 @@ from rnnvis.analysis.pattern import (
     SelectedUnits,
     check_match_args,
     length_filter,
-    on_mask,
     rank_matches,
     select_units,
     unit_thresholds,
 )
+from rnnvis.analysis.chunks import store_column
+from rnnvis.analysis.pattern_build import INDEX_FORMAT, RunIndex, build_run_index, load_run_index  # noqa: F401
 from rnnvis.errors import NotFound, RnnvisError
-from rnnvis.fsutil import atomic_path
-
-INDEX_FORMAT = "rnnvis.pattern-index/1"
-
-
-@dataclass(frozen=True)
-class RunIndex:
-    """On-runs of every unit of one stream at one threshold."""
-
-    threshold: np.ndarray  # (units,) float32 θ
-    n_tokens: int
-    doc_starts: np.ndarray  # (docs,) int64 first token of each document, ascending
-    doc_ids: np.ndarray  # (docs,) int64 id of each document
-    offsets: np.ndarray  # (units + 1,) int64 runs of unit u: [offsets[u], offsets[u+1])
-    starts: np.ndarray  # (runs,) int32/int64 first token of each run
-    ends: np.ndarray  # (runs,) one past the last token of each run
-    bits: np.ndarray  # (tokens, ceil(units / 8)) uint8 on-state per token, np.packbits along units
-    key: str = ""  # identity of (recording, stream, θ) for the cache
-
-    @property
-    def n_units(self) -> int:
-        return int(self.threshold.size)
-
-    def runs(self, unit: int) -> tuple[np.ndarray, np.ndarray]:
-        """(starts (r,), ends (r,)) of one unit's on-runs."""
-        a, b = int(self.offsets[unit]), int(self.offsets[unit + 1])
-        return self.starts[a:b], self.ends[a:b]
-
-    def save(self, path) -> Path:
-        """Write the index as an npz file, atomically."""
-        path = Path(path)
-        meta = json.dumps({"format": INDEX_FORMAT, "n_tokens": self.n_tokens, "key": self.key})
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, meta=np.array(meta), threshold=self.threshold, doc_starts=self.doc_starts,
-                         doc_ids=self.doc_ids, offsets=self.offsets, starts=self.starts, ends=self.ends, bits=self.bits)
-        return path
-
-
-def load_run_index(path) -> RunIndex:
-    """Read an index written by `RunIndex.save` (no pickle)."""
-    try:
-        with np.load(Path(path), allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            arrays = {k: z[k] for k in ("threshold", "doc_starts", "doc_ids", "offsets", "starts", "ends", "bits")}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise RnnvisError(f"{path} is not a readable pattern index ({e})", "delete it; it is rebuilt on demand") from e
-    if meta.get("format") != INDEX_FORMAT:
-        raise RnnvisError(f"{path} has format {meta.get('format')!r}", "delete it; it is rebuilt on demand")
-    return RunIndex(n_tokens=int(meta["n_tokens"]), key=str(meta["key"]), **arrays)
-
-
-def build_run_index(values, doc_ids: np.ndarray, threshold: np.ndarray, chunk_tokens: int = 16384,
-                    key: str = "", read: Callable[[int, int], np.ndarray] | None = None,
-                    shape: tuple[int, int] | None = None) -> RunIndex:
-    """Index the on-runs of values (tokens, units), reading `chunk_tokens` rows at a time.
-
-    values: an array, memmap or zarr array; or None with read(start, stop) -> rows and shape.
-    Memory: one chunk of values plus the runs, never the whole (tokens, units) array.
-    """
-    if read is None:
-        values = values if hasattr(values, "shape") else np.asarray(values)
-        n, units = values.shape
-        read = lambda a, b: values[a:b]  # noqa: E731
-    else:
-        n, units = shape
-    if n == 0:
-        raise RnnvisError("the recording holds no tokens", "record at least one document")
-    doc_ids = np.asarray(doc_ids)
-    if doc_ids.shape != (n,):
-        raise RnnvisError(f"doc_ids has shape {doc_ids.shape}, values have {n} tokens", "pass one id per token")
-    theta = unit_thresholds(threshold, units)
-    newdoc = np.r_[True, doc_ids[1:] != doc_ids[:-1]]
-    doc_starts = np.flatnonzero(newdoc).astype(np.int64)
-    pos_t = np.int32 if n < np.iinfo(np.int32).max else np.int64
-    unit_t = np.uint16 if units <= np.iinfo(np.uint16).max else np.int32
-    su, st, eu, et = [], [], [], []  # run starts/ends: unit and token, in token order
-    carry = np.zeros(units, bool)  # on-state of the token before the chunk
-    bits = np.empty((n, (units + 7) // 8), np.uint8)  # (tokens, ceil(units / 8))
-    for a in range(0, n, chunk_tokens):
-        b = min(n, a + chunk_tokens)
-        on = on_mask(read(a, b), theta)  # (rows, units)
-        bits[a:b] = np.packbits(on, axis=1)
-        prev = np.concatenate([carry[None], on[:-1]])  # (rows, units) state one token earlier
-        begin = on & ~prev
-        end = prev & ~on  # a run ended just before this token
-        for r in np.flatnonzero(newdoc[a:b]):  # document start: runs are cut here
-            begin[r] = on[r]
-            end[r] = prev[r]
-        for flags, us, ts in ((begin, su, st), (end, eu, et)):
-            r, u = np.nonzero(flags)  # token-major order
-            us.append(u.astype(unit_t))
-            ts.append((r + a).astype(pos_t))
-        carry = on[-1]
-    u = np.flatnonzero(carry)  # runs still open at the end of the recording
-    eu.append(u.astype(unit_t))
-    et.append(np.full(u.size, n, pos_t))
-    starts, ends = _group(su, st), _group(eu, et)
-    counts = np.bincount(np.concatenate(su), minlength=units)
-    offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
-    return RunIndex(theta, n, doc_starts, doc_ids[doc_starts].astype(np.int64), offsets, starts, ends, bits, key)
-
-
-def _group(units: list[np.ndarray], tokens: list[np.ndarray]) -> np.ndarray:
-    """Token positions sorted by unit, keeping token order inside a unit (stable radix sort)."""
-    u, t = np.concatenate(units), np.concatenate(tokens)
-    return t[np.argsort(u, kind="stable")]
-
 
 def _intersect(a_s, a_e, b_s, b_e):
     """Intersection of two sorted lists of disjoint intervals, vectorised."""
@@ -272,48 +162,37 @@ def store_thresholds(store, stream: str, threshold: Any) -> np.ndarray:
     if stream not in store.streams:
         raise NotFound(f"stream {stream!r} is not stored per token",
                        f"stored: {', '.join(store.streams) or 'none'}; record with store_streams")
-    units = int(store.root[f"streams/{stream}"].shape[1])
-    stats = _unit_stats(store, stream) if isinstance(threshold, Percentile) else None
+    units = int(store.meta["units"][stream])
+    stats = store.stats[stream].units if isinstance(threshold, Percentile) else None
     return unit_thresholds(threshold, units, unit_stats=stats)
 
 
-_UNIT_KEYS = ("mean", "m2", "min", "max", "below", "above", "lo", "hi", "hist")
-
-
-def _unit_stats(store, stream: str):
-    """The per-unit statistics of one stream, without loading every stream's (vocab, units) arrays
-    as `store.stats` does (layout: `save_stats`)."""
-    import torch
-
-    from rnnvis.recording.stats import UnitStats
-
-    t = lambda key: torch.from_numpy(np.asarray(store.root[f"stats/{stream}/unit_{key}"][...]))  # noqa: E731
-    return UnitStats(**{k: t(k) for k in _UNIT_KEYS}, count=t("count")[0])
+def _doc_reader(store):
+    """read(start, stop) -> document ids of those rows of a recording."""
+    return lambda a, b: store_column(store, "doc_ids", a, b)
 
 
 def select_units_in_store(store, stream: str, start: int, stop: int, threshold: Any,
                           require_off_after: bool = False) -> SelectedUnits:
     """`select_units` on a stored stream, reading only the brushed rows and their neighbours."""
     theta = store_thresholds(store, stream, threshold)
-    docs = store.doc_ids
     n = store.n_tokens
     start, stop = int(start), int(stop)
     if not (0 <= start < stop <= n):
         raise RnnvisError(f"token range [{start}, {stop}) is empty or outside 0..{n}",
                           "brush at least one token inside the recording")
     lo, hi = max(0, start - 1), min(n, stop + 1)
-    s = select_units(store.read(stream, lo, hi), docs[lo:hi], start - lo, stop - lo, theta, require_off_after)
+    s = select_units(store.read(stream, lo, hi), _doc_reader(store)(lo, hi), start - lo, stop - lo, theta,
+                     require_off_after)
     return SelectedUnits(s.units, s.threshold, start, stop, s.doc_id, s.checked_before, s.checked_after)
 
 
 def _cache_key(store, stream: str, theta: np.ndarray) -> str:
-    """Content key: recording meta, the stream's per-unit moments and extremes (a fingerprint of
-    its values, so a cache folder can move with the recording), the stream and θ."""
+    """Content key: the recording's fingerprint (`Store.fingerprint`), the stream and θ — so a cache
+    folder can move with the recording."""
     h = hashlib.sha256()
-    h.update(json.dumps(store.meta, sort_keys=True, default=str).encode())
+    h.update(str(store.fingerprint()).encode())
     h.update(stream.encode())
-    for k in ("mean", "m2", "min", "max"):
-        h.update(np.ascontiguousarray(store.root[f"stats/{stream}/unit_{k}"][...]).tobytes())
     h.update(np.ascontiguousarray(theta, np.float32).tobytes())
     return h.hexdigest()
 
@@ -323,7 +202,7 @@ KEEP_INDEXES = 8  # index files kept per cache folder (recording), least recentl
 
 def open_pattern_index(store, stream: str, threshold: Any, folder=None, chunk_tokens: int = 16384,
                        keep: int = KEEP_INDEXES) -> RunIndex:
-    """The run index of a stored stream at θ: loaded from the cache, else built and saved.
+    """The run index of a stored stream at θ: opened (memory-mapped) from the cache, else built into it.
 
     The cache is `folder` or, by default, `<recording>.patterns/` beside the recording; it keeps
     the `keep` most recently used index files (a file's time is set whenever it is used).
@@ -342,10 +221,8 @@ def open_pattern_index(store, stream: str, threshold: Any, folder=None, chunk_to
             _touch(path)
             return idx
     n = store.n_tokens
-    units = int(theta.size)
-    idx = build_run_index(None, store.doc_ids, theta, chunk_tokens, key,
-                          read=lambda a, b: store.read(stream, a, b), shape=(n, units))
-    idx.save(path)
+    idx = build_run_index(None, None, theta, chunk_tokens, key, read=lambda a, b: store.read(stream, a, b),
+                          shape=(n, int(theta.size)), path=path, read_docs=_doc_reader(store))
     _prune(folder, keep)
     return idx
 

@@ -3,25 +3,35 @@
 - loss: per-token loss difference a − b aggregated by the predicted word, by its part of speech
   (Brown tags) and by the error category of model a (Karpathy et al. 2015; "correct" where a is
   right), on the tokens both recordings share (same document and position);
-- similarity: linear CKA and SVCCA between every h stream of a and of b, on at most 20,000 shared
-  tokens (evenly spaced);
-- matching: Hungarian matching of the units of the chosen stream by |correlation|;
+- similarity: linear CKA and SVCCA between every h stream of a and of b, on every shared token;
+- matching: Hungarian matching of the units of the chosen stream by |correlation| on every shared token;
 - clusters: the word clusters of the two co-clusterings of that stream compared over their shared
   words (adjusted Rand index and contingency table).
 
 Classifiers are compared on their documents: the loss is −log p(gold class) per document and is
 grouped by gold class (`by_category`); `by_word` is empty.
+
+The shared tokens are segments of equal (document, position) runs of the two recordings (one
+segment when they hold the same tokens); one pass over them in token chunks folds the loss sums per
+group and the moments (`moments_scan`) that CKA, SVCCA and the matching need, so memory does not
+grow with the recordings. A large pass runs as an analysis job (409 until done).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Iterator
+
 import numpy as np
 
+from ..analysis.chunks import CHUNK_TOKENS, TokenChunk
 from ..errors import NotFound, RnnvisError
 from .common import num, stream_of, tolist
-from .perf import doc_predictions, gold_labels, lm_targets, start_taxonomy, token_categories
+from .perf import doc_predictions, gold_labels
+from .taxonomy import start_taxonomy, token_categories
+from .scan import doc_table, read_column, read_stream
 from .session import Explorer, ModelHandle
 
-MAX_SIM_TOKENS = 20_000
+INLINE_CELLS = 20_000_000  # shared tokens x scanned units compared within the request
 MAX_WORD_GROUPS = 300
 MIN_GROUP = 5
 MAX_DOC_TOKENS = 5000
@@ -45,97 +55,149 @@ def _pair(ex: Explorer, a: str, b: str) -> tuple[ModelHandle, ModelHandle]:
     return ha, hb
 
 
-def aligned(ex: Explorer, a: str, b: str) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(rows of a, rows of b) of the tokens both view recordings hold (same document and position), and
-    whether their token ids agree there."""
+@dataclass(frozen=True)
+class Alignment:
+    """The tokens two recordings share as segments: rows [a[i], a[i] + length[i]) of recording a hold the
+    same (document, position) as rows [b[i], b[i] + length[i]) of b."""
+
+    a: np.ndarray  # (segments,) first row in a
+    b: np.ndarray  # (segments,) first row in b
+    length: np.ndarray  # (segments,)
+    same: bool  # the token ids agree on every shared token
+
+    @property
+    def shared(self) -> int:
+        return int(self.length.sum())
+
+    def pieces(self, chunk: int = CHUNK_TOKENS) -> Iterator[tuple[int, int, int]]:
+        """(row in a, row in b, length ≤ chunk) pieces of the segments, in order."""
+        for a0, b0, n in zip(self.a.tolist(), self.b.tolist(), self.length.tolist()):
+            for k in range(0, n, chunk):
+                yield a0 + k, b0 + k, min(chunk, n - k)
+
+
+def _segments(ta: dict, tb: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Segments of the documents both tables hold, over the positions both recorded (a document's rows
+    hold consecutive positions; one whose do not is left out)."""
+    ok_a = ta["last"] - ta["first"] == ta["stop"] - ta["start"] - 1
+    ok_b = tb["last"] - tb["first"] == tb["stop"] - tb["start"] - 1
+    where_b = {d: i for i, d in enumerate(tb["doc"].tolist()) if ok_b[i]}
+    ia = np.array([i for i, d in enumerate(ta["doc"].tolist()) if ok_a[i] and d in where_b], np.int64)
+    ib = np.array([where_b[d] for d in ta["doc"][ia].tolist()], np.int64)
+    lo = np.maximum(ta["first"][ia], tb["first"][ib])
+    hi = np.minimum(ta["last"][ia], tb["last"][ib]) + 1
+    keep = hi > lo
+    ia, ib, lo, hi = ia[keep], ib[keep], lo[keep], hi[keep]
+    sa, sb, n = ta["start"][ia] + lo - ta["first"][ia], tb["start"][ib] + lo - tb["first"][ib], hi - lo
+    if n.size > 1:  # join segments that continue each other on both sides
+        new = np.r_[True, (sa[1:] != sa[:-1] + n[:-1]) | (sb[1:] != sb[:-1] + n[:-1])]
+        group = np.cumsum(new) - 1
+        sa, sb, n = sa[new], sb[new], np.bincount(group, weights=n).astype(np.int64)
+    return sa.astype(np.int64), sb.astype(np.int64), n.astype(np.int64)
+
+
+def aligned(ex: Explorer, a: str, b: str) -> Alignment:
+    """The tokens both view recordings hold (same document and position), as segments, and whether their
+    token ids agree there; read chunk by chunk."""
     sa, sb = ex.store(a), ex.store(b)
 
     def build():
-        da, pa, db, pb = sa.doc_ids, sa.positions.astype(np.int64), sb.doc_ids, sb.positions.astype(np.int64)
-        if da.shape == db.shape and np.array_equal(da, db) and np.array_equal(pa, pb):
-            ra = rb = np.arange(da.shape[0])
-        else:
-            shift = int(max(pa.max(initial=0), pb.max(initial=0))) + 1
-            ka, kb = da.astype(np.int64) * shift + pa, db.astype(np.int64) * shift + pb
-            _, ra, rb = np.intersect1d(ka, kb, assume_unique=False, return_indices=True)
-            o = np.argsort(ra, kind="stable")
-            ra, rb = ra[o], rb[o]
-        same = bool(np.array_equal(sa.token_ids[ra], sb.token_ids[rb])) if ra.size else False
-        return ra, rb, same
+        sga, sgb, n = _segments(doc_table(sa), doc_table(sb))
+        al = Alignment(sga, sgb, n, True)
+        same = al.shared > 0 and all(np.array_equal(read_column(sa, "token_ids", x, x + k),
+                                                    read_column(sb, "token_ids", y, y + k)) for x, y, k in al.pieces())
+        return Alignment(sga, sgb, n, bool(same))
 
     hb = ex.model(b)
     return ex.cached("aligned", a, {"with": hb.id, "with_recording": ex.recording_key(hb)}, build)
 
 
-def _codes(labels) -> tuple[np.ndarray, list[str]]:
-    """(integer code per item, names) of a sequence of group labels."""
-    index: dict[str, int] = {}
-    codes = np.fromiter((index.setdefault(str(x), len(index)) for x in labels), dtype=np.int64, count=len(labels))
-    return codes, list(index)
+def _by_labels(labels, la: np.ndarray, lb: np.ndarray) -> list[dict]:
+    g = _Groups()
+    g.add_labels(labels, la, lb)
+    return g.rows()
 
 
-def _groups(codes: np.ndarray, names: list[str], loss_a: np.ndarray, loss_b: np.ndarray, limit: int | None,
-            min_count: int = 1) -> list[dict]:
-    """Per group (most tokens first): n, mean loss of a and of b, mean difference a − b, share where a wins
-    (as `rnnvis.analysis.loss_difference`, on integer group codes)."""
-    k = len(names)
-    n = np.bincount(codes, minlength=k)
-    ma = np.bincount(codes, weights=loss_a, minlength=k) / np.maximum(n, 1)
-    mb = np.bincount(codes, weights=loss_b, minlength=k) / np.maximum(n, 1)
-    wins = np.bincount(codes, weights=(loss_a < loss_b).astype(np.float64), minlength=k) / np.maximum(n, 1)
-    diff = np.bincount(codes, weights=loss_a - loss_b, minlength=k) / np.maximum(n, 1)
-    order = sorted((i for i in range(k) if n[i] >= min_count and n[i] > 0), key=lambda i: (-n[i], names[i]))
-    rows = [{"group": names[i], "n": int(n[i]), "mean_a": num(ma[i]), "mean_b": num(mb[i]), "diff": num(diff[i]),
-             "a_wins": num(wins[i])} for i in order]
-    return rows[:limit] if limit else rows
+class _Groups:
+    """Per group sums of the losses of a and b: n, Σ loss_a, Σ loss_b, a wins; folded chunk by chunk."""
+
+    def __init__(self, k: int = 0):
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.sums = np.zeros((4, k))
+
+    def add(self, codes: np.ndarray, la: np.ndarray, lb: np.ndarray, k: int | None = None) -> None:
+        k = max(k or 0, int(codes.max(initial=-1)) + 1, self.sums.shape[1])
+        if k > self.sums.shape[1]:
+            self.sums = np.pad(self.sums, ((0, 0), (0, k - self.sums.shape[1])))
+        for i, w in enumerate((None, la, lb, (la < lb).astype(np.float64))):
+            self.sums[i] += np.bincount(codes, weights=w, minlength=k)
+
+    def add_labels(self, labels, la: np.ndarray, lb: np.ndarray) -> None:
+        codes = np.fromiter((self.index.setdefault(str(x), len(self.index)) for x in labels), np.int64,
+                            count=len(labels))
+        self.names = list(self.index)
+        self.add(codes, la, lb)
+
+    def rows(self, names: list[str] | None = None, limit: int | None = None, min_count: int = 1) -> list[dict]:
+        """Per group (most tokens first): n, mean loss of a and of b, mean difference a − b, share where a
+        wins (as `rnnvis.analysis.loss_difference`)."""
+        names = self.names if names is None else names
+        n, sa, sb, w = self.sums
+        m = np.maximum(n, 1)
+        order = sorted((i for i in range(min(len(names), n.size)) if n[i] >= min_count and n[i] > 0),
+                       key=lambda i: (-n[i], names[i]))
+        rows = [{"group": names[i], "n": int(n[i]), "mean_a": num(sa[i] / m[i]), "mean_b": num(sb[i] / m[i]),
+                 "diff": num((sa[i] - sb[i]) / m[i]), "a_wins": num(w[i] / m[i])} for i in order]
+        return rows[:limit] if limit else rows
 
 
-def _loss_lm(ex: Explorer, a: str, b: str, ha: ModelHandle, ra: np.ndarray, rb: np.ndarray) -> tuple[dict, bool]:
-    """(loss block, complete): complete is False while model a's error taxonomy is still being computed."""
-    sa, sb = ex.store(a), ex.store(b)
-    rows_a, tgt_a = lm_targets(sa)
-    la_all, lb_all = sa.output("loss"), sb.output("loss")
-    # scored tokens of a whose row is shared with b
-    pos_b = np.full(sa.doc_ids.shape[0], -1, dtype=np.int64)
-    pos_b[ra] = rb
-    keep = pos_b[rows_a] >= 0
-    rows_a, tgt_a = rows_a[keep], tgt_a[keep]
-    rows_b = pos_b[rows_a]
-    la, lb = la_all[rows_a].astype(np.float64), lb_all[rows_b].astype(np.float64)
-    ok = np.isfinite(la) & np.isfinite(lb)
-    rows_a, tgt_a, la, lb = rows_a[ok], tgt_a[ok], la[ok], lb[ok]
-    if la.size == 0:
-        raise RnnvisError("the two view recordings share no scored token", "record both models on the same data")
-    itos = ha.itos
-    ids = sa.token_ids[tgt_a].astype(np.int64)
-    vocab, codes = np.unique(ids, return_inverse=True)
-    words = [itos[i] if 0 <= i < len(itos) else "<unk>" for i in vocab.tolist()]
-    out = {"tokens": int(la.size), "mean_a": num(la.mean()), "mean_b": num(lb.mean()),
-           "a_wins": num((la < lb).mean()),
-           "by_word": _groups(codes.reshape(-1), words, la, lb, MAX_WORD_GROUPS, MIN_GROUP), "by_pos": None,
-           "by_category": None}
-    from .common import token_pos
+class _LossFold:
+    """The loss block of two language models, folded over aligned pieces."""
 
-    pos = token_pos(ex, a)
-    if pos is not None:
-        tags = pos[tgt_a]
-        has = tags != ""
-        if has.any():
-            out["by_pos"] = _groups(*_codes(tags[has]), la[has], lb[has], None)
-    complete = True
-    cats = token_categories(ex, a)
-    if cats is None:
-        start_taxonomy(ex, a)
-        complete = False
-    else:
-        crow, cname = cats
-        lookup = np.full(sa.doc_ids.shape[0], None, dtype=object)
-        lookup[crow] = cname
-        c = lookup[rows_a]
-        has = np.array([x is not None for x in c], dtype=bool)
-        if has.any():
-            out["by_category"] = _groups(*_codes(c[has]), la[has], lb[has], None)
-    return out, complete
+    def __init__(self, ex: Explorer, a: str, b: str, ha: ModelHandle):
+        from .common import token_pos
+
+        self.sa, self.sb, self.itos = ex.store(a), ex.store(b), ha.itos
+        self.total, self.words = _Groups(1), _Groups(len(self.itos))
+        self.pos, self.tags = _Groups(), token_pos(ex, a)
+        cats = token_categories(ex, a)
+        self.codes, self.cnames = cats if cats is not None else (None, [])
+        self.cats = _Groups(len(self.cnames) + 1)
+
+    def add(self, a0: int, b0: int, n: int) -> None:
+        """Scored tokens of rows [a0, a0 + n) of a: loss known on both sides and the next token (the one
+        predicted) following in the same document of a."""
+        stop = min(self.sa.n_tokens, a0 + n + 1)
+        ids, d, p = (read_column(self.sa, k, a0, stop) for k in ("token_ids", "doc_ids", "positions"))
+        la = read_column(self.sa, "loss", a0, a0 + n).astype(np.float64)
+        lb = read_column(self.sb, "loss", b0, b0 + n).astype(np.float64)
+        nxt = np.zeros(n, bool)
+        m = min(n, stop - a0 - 1)
+        nxt[:m] = (d[1:m + 1] == d[:m]) & (p[1:m + 1] == p[:m] + 1)
+        r = np.flatnonzero(nxt & np.isfinite(la) & np.isfinite(lb))
+        la, lb, tgt = la[r], lb[r], ids[r + 1].astype(np.int64)
+        self.total.add(np.zeros(r.size, np.int64), la, lb)
+        ok = (tgt >= 0) & (tgt < len(self.itos))
+        self.words.add(tgt[ok], la[ok], lb[ok])
+        if self.tags is not None:
+            t = self.tags[a0 + r + 1]
+            has = t != ""
+            self.pos.add_labels(t[has], la[has], lb[has])
+        if self.codes is not None:
+            c = np.asarray(self.codes[a0 + r]).astype(np.int64)  # 0 not scored, 1 correct, 2 + k category k
+            has = c >= 1
+            self.cats.add(np.where(c == 1, len(self.cnames), c - 2)[has], la[has], lb[has])
+
+    def block(self) -> tuple[dict, bool]:
+        n, sa, sb, w = self.total.sums[:, 0]
+        if n == 0:
+            raise RnnvisError("the two view recordings share no scored token", "record both models on the same data")
+        out = {"tokens": int(n), "mean_a": num(sa / n), "mean_b": num(sb / n), "a_wins": num(w / n),
+               "by_word": self.words.rows(self.itos, MAX_WORD_GROUPS, MIN_GROUP),
+               "by_pos": self.pos.rows() or None if self.tags is not None else None,
+               "by_category": self.cats.rows(self.cnames + ["correct"]) or None if self.codes is not None else None}
+        return out, self.codes is not None
 
 
 def _loss_classifier(ex: Explorer, a: str, b: str, ha: ModelHandle) -> dict:
@@ -155,7 +217,7 @@ def _loss_classifier(ex: Explorer, a: str, b: str, ha: ModelHandle) -> dict:
     names = ha.labels or [str(i) for i in range(pa.shape[1])]
     gold = np.array([names[i] if i < len(names) else str(i) for i in y], dtype=object)
     out.update(mean_a=num(la.mean()), mean_b=num(lb.mean()), a_wins=num((la < lb).mean()),
-               by_category=_groups(*_codes(gold), la, lb, None))
+               by_category=_by_labels(gold, la, lb))
     return out
 
 
@@ -167,40 +229,43 @@ def h_streams(store) -> list[str]:
     return sorted(hs, key=lambda n: (parse_stream(n)["layer"], parse_stream(n)["direction"]))
 
 
-def _sample(n: int, cap: int = MAX_SIM_TOKENS) -> np.ndarray:
-    return np.arange(n) if n <= cap else np.unique(np.linspace(0, n - 1, cap).astype(np.int64))
-
-
-def _read_rows(store, name: str, rows: np.ndarray) -> np.ndarray:
-    arr = store.root[f"streams/{name}"]
-    return np.asarray(arr.get_orthogonal_selection((rows, slice(None))), dtype=np.float64)
-
-
-def _similarity(ex: Explorer, a: str, b: str, ra: np.ndarray, rb: np.ndarray) -> dict:
-    from ..analysis import layer_similarity
+def _scan(ex: Explorer, a: str, b: str, ha: ModelHandle, stream: str, al: Alignment, ctx=None) -> dict:
+    """{loss (LMs), complete, similarity, matching}: one pass over the shared tokens in chunks."""
+    from ..analysis import layer_similarity_moments, match_units_moments, moments_scan
 
     sa, sb = ex.store(a), ex.store(b)
-    pick = _sample(ra.size)
-    xa = {n: _read_rows(sa, n, ra[pick]) for n in h_streams(sa)}
-    xb = {n: _read_rows(sb, n, rb[pick]) for n in h_streams(sb)}
-    if not xa or not xb:
+    ha_s, hb_s = h_streams(sa), h_streams(sb)
+    if not ha_s or not hb_s:
         raise RnnvisError("a view recording stores no h stream", "record the models again with every stream")
-    cka = layer_similarity(xa, xb, "cka")
-    sv = layer_similarity(xa, xb, "svcca")
-    return {"layers_a": list(cka.names_a), "layers_b": list(cka.names_b), "cka": tolist(cka.matrix),
-            "svcca": tolist(sv.matrix), "tokens": int(pick.size)}
+    names_a, names_b = list(dict.fromkeys(ha_s + [stream])), list(dict.fromkeys(hb_s + [stream]))
+    fold = _LossFold(ex, a, b, ha) if ha.kind == "lm" else None
 
+    def pieces() -> Iterator[TokenChunk]:
+        done = 0
+        for a0, b0, n in al.pieces():
+            if fold is not None:
+                fold.add(a0, b0, n)
+            yield TokenChunk(done, done + n, {**{"a:" + s: read_stream(sa, s, a0, a0 + n) for s in names_a},
+                                              **{"b:" + s: read_stream(sb, s, b0, b0 + n) for s in names_b}})
+            done += n
+            if ctx is not None:
+                ctx.progress(done / max(al.shared, 1), f"comparing {done:,} of {al.shared:,} shared tokens")
 
-def _matching(ex: Explorer, a: str, b: str, stream: str, ra: np.ndarray, rb: np.ndarray) -> dict:
-    from ..analysis import match_units
-
-    sa, sb = ex.store(a), ex.store(b)
-    pick = _sample(ra.size)
-    m = match_units(_read_rows(sa, stream, ra[pick]), _read_rows(sb, stream, rb[pick]), absolute=True)
-    return {"stream": stream, "absolute": True, "tokens": int(pick.size),
-            "pairs": [{"a": int(i), "b": int(j), "r": num(r)} for i, j, r in zip(m.rows, m.cols, m.matched)],
-            "mean_r": num(m.mean), "unmatched_a": m.unmatched_a.astype(int).tolist(),
-            "unmatched_b": m.unmatched_b.astype(int).tolist()}
+    m = moments_scan(pieces())
+    pa, pb = ["a:" + s for s in ha_s], ["b:" + s for s in hb_s]
+    cka, sv = layer_similarity_moments(m, pa, pb, "cka"), layer_similarity_moments(m, pa, pb, "svcca")
+    mt = match_units_moments(m, "a:" + stream, "b:" + stream, absolute=True)
+    out = {"similarity": {"layers_a": ha_s, "layers_b": hb_s, "cka": tolist(cka.matrix), "svcca": tolist(sv.matrix),
+                          "tokens": int(m.n)},
+           "matching": {"stream": stream, "absolute": True, "tokens": int(m.n),
+                        "pairs": [{"a": int(i), "b": int(j), "r": num(r)}
+                                  for i, j, r in zip(mt.rows, mt.cols, mt.matched)],
+                        "mean_r": num(mt.mean), "unmatched_a": mt.unmatched_a.astype(int).tolist(),
+                        "unmatched_b": mt.unmatched_b.astype(int).tolist()},
+           "loss": None, "complete": True}
+    if fold is not None:
+        out["loss"], out["complete"] = fold.block()
+    return out
 
 
 def _clusters(ex: Explorer, a: str, b: str, stream: str) -> dict | None:
@@ -237,17 +302,25 @@ def compare(ex: Explorer, a: str, b: str, stream: str | None = None) -> dict:
     done = ex.peek("compare", a, key)
     if done is not None:
         return done
-    ra, rb, same = aligned(ex, a, b)
-    if ra.size < 2:
+    al = aligned(ex, a, b)
+    if al.shared < 2:
         raise RnnvisError(f"the view recordings of {ha.name!r} and {hb.name!r} share fewer than two tokens",
                           "compare models recorded on the same documents")
-    complete = True
+    units = sum(int(sa.meta["units"][s]) for s in set(h_streams(sa) + [stream_a])) + \
+        sum(int(sb.meta["units"][s]) for s in set(h_streams(sb) + [stream_a]))
+    has_cats = ha.kind == "lm" and token_categories(ex, a) is not None
+    scan = ex.cached_job("compare_scan", a, {**key, "categories": has_cats},
+                         lambda ctx: _scan(ex, a, b, ha, stream_a, al, ctx), title=f"comparison with {hb.name}",
+                         persist=False, inline=al.shared * units <= INLINE_CELLS)
+    complete = scan["complete"]
     if ha.kind == "lm":
-        loss, complete = _loss_lm(ex, a, b, ha, ra, rb)
+        loss = scan["loss"]
+        if not complete:
+            start_taxonomy(ex, a)
     else:
         loss = _loss_classifier(ex, a, b, ha)
-    out = {"a": ha.name, "b": hb.name, "same_tokens": same, "shared_tokens": int(ra.size), "loss": loss,
-           "similarity": _similarity(ex, a, b, ra, rb), "matching": _matching(ex, a, b, stream_a, ra, rb),
+    out = {"a": ha.name, "b": hb.name, "same_tokens": al.same, "shared_tokens": al.shared, "loss": loss,
+           "similarity": scan["similarity"], "matching": scan["matching"],
            "clusters": _clusters(ex, a, b, stream_a), "stream": stream_a}
     if complete:  # kept in the catalog: a pure function of the two recordings
         ex.cached("compare", a, key, lambda: out, persist=True)
@@ -269,13 +342,13 @@ def compare_tokens(ex: Explorer, a: str, b: str, doc: int) -> dict:
     s0, s1 = doc_range(ex, a, int(doc))
     t0, t1 = doc_range(ex, b, int(doc))
     s1 = min(s1, s0 + MAX_DOC_TOKENS)
-    pa = sa.positions[s0:s1].astype(np.int64)
-    pb = sb.positions[t0:t1].astype(np.int64)
-    lb_doc = sb.output("loss")[t0:t1]
+    pa = read_column(sa, "positions", s0, s1).astype(np.int64)
+    pb = read_column(sb, "positions", t0, t1).astype(np.int64)
+    lb_doc = read_column(sb, "loss", t0, t1)
     where = {int(p): i for i, p in enumerate(pb.tolist())}
-    la = sa.output("loss")[s0:s1].astype(np.float64)
+    la = read_column(sa, "loss", s0, s1).astype(np.float64)
     lb = np.array([lb_doc[where[p]] if p in where else np.nan for p in pa.tolist()], dtype=np.float64)
-    tokens = ha.decode(sa.token_ids[s0:s1])
+    tokens = ha.decode(read_column(sa, "token_ids", s0, s1))
     return {"doc": int(doc), "tokens": tokens, "loss_a": tolist(la), "loss_b": tolist(lb), "diff": tolist(la - lb),
             "truncated": bool(s1 - s0 < doc_range(ex, a, int(doc))[1] - doc_range(ex, a, int(doc))[0])}
 

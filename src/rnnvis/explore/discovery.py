@@ -1,18 +1,26 @@
 """Hypothesis discovery: which units track which token annotation (AUC / correlation), and how
-well a linear probe reads it from one stream, on (a prefix of) the view recording."""
+well a linear probe reads it from one stream, over the whole view recording.
+
+One scan (`rnnvis.analysis.scan_units`) reads the recording in chunks cut at document starts,
+annotates each chunk's tokens and folds it into per-unit histograms (AUC, with its error bound)
+and sums (Pearson r); the probe trains on a seeded sample of `PROBE_SAMPLE` tokens. Memory does
+not grow with the recording.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from .common import bad, check_int, default_stream, num, store_tokens, token_pos
+from ..analysis.chunks import CHUNK_TOKENS
+from .common import bad, check_int, default_stream, num, token_pos
+from .scan import chunks, value_range
 from .session import Explorer, ModelHandle
 
 CHAR_ANNOTATIONS = ("c_string", "c_comment", "bracket_depth", "position_in_line", "inside_quotes")
 WORD_ANNOTATIONS = ("inside_quotes", "negation_scope", "position_in_sentence")
-MAX_TOKENS = 10_000  # tokens ranked (whole documents from the start of the recording)
-PROBE_TOKENS = 5_000
+PROBE_SAMPLE = 20_000  # tokens the linear probe is trained and tested on (seeded uniform sample)
 INLINE_CELLS = 2_000_000  # tokens x units x annotations computed within the request (about 0.3 s)
 MAX_POS = 8  # most frequent POS classes offered
+SCAN = "scan/1"  # how the rankings are computed (part of the cache key)
 
 
 def level_annotations(h: ModelHandle) -> list[str]:
@@ -29,10 +37,42 @@ def available(ex: Explorer, ref: str) -> list[str]:
     return names
 
 
-def discovery(ex: Explorer, ref: str, annotations: list[str] | None = None, top: int = 10) -> dict:
-    """{annotations: [{name, kind, metric, top: [{stream, unit, score, effect}], probe}], available}."""
-    from ..analysis import annotate, linear_probe, rank_units
+def annotator(decode, names: list[str], tags: np.ndarray | None = None):
+    """extra(a, b, columns) -> {name: (rows,) annotation} of a document-aligned chunk, for `scan.chunks`:
+    bool for binary annotations (and POS classes, from `tags`, the (tokens,) tag of every token), float
+    for scalar ones. decode(ids) -> token strings."""
+    from ..analysis import annotate
 
+    plain = [n for n in names if not n.startswith("pos=")]
+
+    def extra(a: int, b: int, cols: dict) -> dict:
+        out = annotate(decode(cols["token_ids"]), plain, doc_ids=cols["doc_ids"]) if plain else {}
+        out = {k: v if v.dtype == bool else v.astype(np.float64) for k, v in out.items()}
+        for n in names:
+            if n.startswith("pos="):
+                out[n] = tags[a:b].astype(str) == n[4:]
+        return out
+    return extra
+
+
+def rank_store(store, decode, names: list[str], tags: np.ndarray | None = None, progress=None,
+               chunk: int = CHUNK_TOKENS, probe_sample: int = PROBE_SAMPLE):
+    """UnitDiscovery of every stored stream of a recording against the named annotations, in one chunked
+    pass (`scan_units`), with a probe of the default stream on `PROBE_SAMPLE` tokens."""
+    from ..analysis import scan_units
+
+    units = {s: store.meta["units"][s] for s in store.streams}
+    probe_stream = default_stream(units)
+    found = scan_units(
+        chunks(store, list(units), ("token_ids", "doc_ids"), chunk, by_document=True,
+               extra=annotator(decode, names, tags)),
+        names, {s: value_range(store, s) for s in units}, probe_stream=probe_stream, probe_sample=probe_sample,
+        progress=progress)
+    return found, probe_stream
+
+
+def discovery(ex: Explorer, ref: str, annotations: list[str] | None = None, top: int = 10) -> dict:
+    """{annotations: [{name, kind, metric, error, top: [{stream, unit, score, effect}], probe}], available}."""
     store = ex.store(ref)
     top = check_int("top", top, 1, 100)
     avail = available(ex, ref)
@@ -40,54 +80,29 @@ def discovery(ex: Explorer, ref: str, annotations: list[str] | None = None, top:
     unknown = [n for n in names if n not in avail]
     if unknown:
         raise bad(f"unknown annotations {unknown}", f"choose from {', '.join(avail)}")
-    n = min(store.n_tokens, MAX_TOKENS)
+    n = store.n_tokens
     units = {s: store.meta["units"][s] for s in store.streams}
-    probe_stream = default_stream(units)
-
-    loaded: dict[str, np.ndarray] = {}
-
-    def streams_n() -> dict[str, np.ndarray]:
-        if not loaded:
-            loaded.update({s: store.read(s, 0, n) for s in store.streams})
-        return loaded
-
-    def one(name: str) -> dict:
-        tokens = store_tokens(ex, ref)[:n]
-        doc_ids = store.doc_ids[:n]
-        if name.startswith("pos="):
-            a = token_pos(ex, ref)[:n].astype(str) == name[4:]
-        else:
-            a = annotate(tokens, [name], doc_ids=doc_ids)[name]
-        a = np.asarray(a)
-        if a.dtype != bool and np.isin(a, (0, 1)).all() and name not in ("bracket_depth",):
-            a = a.astype(bool)
-        if np.nanstd(a.astype(np.float64)) == 0:
-            return {"name": name, "kind": "binary" if a.dtype == bool else "scalar",
-                    "metric": "auc" if a.dtype == bool else "pearson", "top": [], "probe": None}
-        streams = streams_n()
-        rk = rank_units(streams, a, name, method="pearson")
-        probe = None
-        try:
-            p = linear_probe(streams[probe_stream][:PROBE_TOKENS], a[:PROBE_TOKENS], name, probe_stream,
-                             doc_ids=doc_ids[:PROBE_TOKENS])
-            probe = {"stream": probe_stream, "metric": p.metric, "test_score": num(p.test_score),
-                     "baseline": num(p.baseline)}
-        except Exception:  # noqa: BLE001 - one class in the probe's split: no probe, the ranking stands
-            probe = None
-        return {"name": name, "kind": rk.kind, "metric": rk.metric,
-                "top": [{"stream": str(s), "unit": int(u), "score": num(sc), "effect": num(e)}
-                        for s, u, sc, e in zip(rk.stream[:top], rk.unit[:top], rk.score[:top], rk.effect[:top])],
-                "probe": probe}
 
     def run(ctx) -> list[dict]:
+        ctx.progress(0.0, f"ranking units against {len(names)} annotations")
+        tags = token_pos(ex, ref) if any(nm.startswith("pos=") for nm in names) else None
+        found, probe_stream = rank_store(
+            store, ex.model(ref).decode, names, tags,
+            progress=lambda stop: ctx.progress(stop / max(n, 1), f"ranking units: {stop:,} of {n:,} tokens"))
         out = []
-        for i, nm in enumerate(names):
-            ctx.progress(i / len(names), f"ranking units against {nm}")
-            out.append(one(nm))
+        for name in names:
+            rk = found.rankings[name]
+            p = found.probes.get((name, probe_stream))
+            probe = None if p is None else {"stream": probe_stream, "metric": p.metric,
+                                            "test_score": num(p.test_score), "baseline": num(p.baseline)}
+            out.append({"name": name, "kind": rk.kind, "metric": rk.metric, "error": num(rk.error),
+                        "top": [{"stream": str(s), "unit": int(u), "score": num(sc), "effect": num(e)}
+                                for s, u, sc, e in zip(rk.stream[:top], rk.unit[:top], rk.score[:top],
+                                                       rk.effect[:top])],
+                        "probe": probe})
         return out
 
     cells = n * sum(units.values()) * len(names)
-    out = ex.cached_job("discovery", ref, {"annotations": names, "top": top, "tokens": n}, run,
+    out = ex.cached_job("discovery", ref, {"annotations": names, "top": top, "tokens": n, "method": SCAN}, run,
                         title=f"unit discovery ({len(names)} annotations)", inline=cells <= INLINE_CELLS)
     return {"annotations": out, "available": avail}
-

@@ -10,9 +10,6 @@ view recording that is not ready.
 """
 from __future__ import annotations
 
-import base64
-import collections
-import json
 from typing import Any, Callable
 
 import numpy as np
@@ -21,11 +18,11 @@ import torch
 from ..errors import RnnvisError
 from .common import num, tolist
 from .jobs import JobContext
+from .scan import chunks, need_column, read_column
 from .session import Explorer, ModelHandle
+from .training import _jsonable, start_training, train_config  # noqa: F401 - served from here (routes_perf)
+from .taxonomy import NGRAM_ORDER, _encode, _lm_taxonomy, lm_taxonomy_arrays, start_taxonomy, token_categories
 
-NGRAM_ORDER = 5  # n-gram oracle orders 1..5 (Karpathy et al. 2015)
-MAX_NGRAM_TRAIN = 20_000_000  # training tokens the oracle is fitted on at most
-ERROR_EXAMPLES = 8
 MISCLASSIFIED = 30  # misclassified examples listed (most confident first), each with saliency
 MAX_TEXT_SHOWN = 2000
 DYNAMICS_TOKENS = 3000  # tokens each checkpoint is recorded on for the dynamics
@@ -46,17 +43,6 @@ def analysis(ex: Explorer, kind: str, ref: str, params: dict, fn: Callable[[JobC
     return ex.cached_job(kind, ref, params, fn, title, persist=True, wait_s=wait_s)
 
 
-def _jsonable(x: Any) -> Any:
-    """Plain JSON of a metrics dict from the catalog (NaN → None)."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float):
-        return x if np.isfinite(x) else None
-    return x
-
-
 def baselines(ex: Explorer, h: ModelHandle) -> list[dict]:
     """[{name, metrics}] of the catalog baselines of the model's data set on its view split (newest per kind)."""
     if h.dataset is None:
@@ -68,18 +54,6 @@ def baselines(ex: Explorer, h: ModelHandle) -> list[dict]:
         if b["kind"] not in rows or b.get("created_at", 0) >= rows[b["kind"]].get("created_at", 0):
             rows[b["kind"]] = b
     return [{"name": k, "metrics": _jsonable(b["metrics"])} for k, b in sorted(rows.items())]
-
-
-def lm_targets(store) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, targets): recorded tokens whose loss is known and whose next token is recorded, and the
-    index of that next (predicted) token."""
-    loss = store.output("loss")
-    d, p = store.doc_ids, store.positions
-    n = d.shape[0]
-    nxt = np.zeros(n, dtype=bool)
-    nxt[:-1] = (d[1:] == d[:-1]) & (p[1:] == p[:-1] + 1)
-    rows = np.flatnonzero(nxt & np.isfinite(loss))
-    return rows, rows + 1
 
 
 def doc_predictions(ex: Explorer, ref: str) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +99,7 @@ def class_names(h: ModelHandle, k: int) -> list[str]:
 # ---- metrics -----------------------------------------------------------------------------------------
 def metrics(ex: Explorer, ref: str) -> dict:
     """{kind, split, metrics, baselines, confusion, labels, calibration} on the view recording."""
-    from ..analysis import classifier_metrics, lm_metrics
+    from ..analysis import classifier_metrics, lm_metrics_scan
 
     h = ex.model(ref)
     store = ex.store(ref)
@@ -134,19 +108,16 @@ def metrics(ex: Explorer, ref: str) -> dict:
         out = {"kind": h.kind, "split": h.split, "metrics": {}, "baselines": baselines(ex, h), "confusion": None,
                "labels": None, "calibration": None}
         if h.kind == "lm":
-            loss = store.output("loss")
-            if loss is None:
-                raise RnnvisError(f"the view recording of {h.name!r} has no per-token loss",
-                                  "the model's output is not (batch, time, vocab) logits")
-            rank = store.output("rank")
-            keep = np.isfinite(loss)
-            if rank is not None:
-                keep &= rank >= 0
-            if not keep.any():
+            need_column(store, "loss", "the model's output is not (batch, time, vocab) logits")
+
+            def ranked(a: int, b: int, cols: dict) -> dict:  # 0-based recorded ranks -> 1-based, -1 stays < 1
+                return {"rank": cols["rank"].astype(np.int64) + 1} if "rank" in cols else {}
+            try:
+                m = lm_metrics_scan(chunks(store, (), ("loss", "rank"), extra=ranked),
+                                    level=h.level if h.level in ("word", "char") else "word")
+            except RnnvisError as e:
                 raise RnnvisError(f"the view recording of {h.name!r} has no scored token",
-                                  "record documents of at least two tokens")
-            m = lm_metrics(loss[keep], rank[keep].astype(np.int64) + 1 if rank is not None else None,
-                           level=h.level if h.level in ("word", "char") else "word")
+                                  "record documents of at least two tokens") from e
             out["metrics"] = {"tokens": m.tokens, "loss": num(m.loss), "ppl": num(m.perplexity),
                               "bpc": None if m.bpc is None else num(m.bpc), "top1": m.top1, "top5": m.top5,
                               "level": m.level}
@@ -190,143 +161,6 @@ def errors(ex: Explorer, ref: str) -> dict:
                      persist=True)
 
 
-def _training_docs(ex: Explorer, h: ModelHandle):
-    """Documents of the model's training split, or None (own data: there is no training split)."""
-    if h.own:
-        if h.dataset is None or h.dataset in getattr(ex, "_own_data", {}):
-            return None
-        corpus = ex.corpus(h.dataset)
-        return corpus.subset(corpus.split()["train"])
-    corpus = ex.corpus(h.dataset)
-    s = h.config["split"]
-    return corpus.subset(corpus.split(seed=s["seed"], fractions=tuple(s["fractions"]))["train"])
-
-
-def _encode(h: ModelHandle, doc) -> list[int]:
-    try:
-        return [int(i) for i in h.tokenizer.encode_doc(doc, add_eos=True)]
-    except TypeError:
-        return [int(i) for i in h.tokenizer.encode_doc(doc)]
-
-
-def lm_taxonomy_arrays(ex: Explorer, ref: str, ctx: JobContext | None = None, max_order: int = NGRAM_ORDER):
-    """(ErrorTaxonomy, rows of the recording it scores, oracle info) of an LM's view recording."""
-    from ..analysis import error_taxonomy, ngram_p_true
-
-    def step(f: float, msg: str) -> None:
-        if ctx is not None:
-            ctx.progress(f, msg)
-
-    h = ex.model(ref)
-    store = ex.store(ref)
-    itos = h.itos
-    loss = store.output("loss")
-    if loss is None:
-        raise RnnvisError(f"the view recording of {h.name!r} has no per-token loss",
-                          "the error taxonomy needs a language model")
-    ids = store.token_ids.astype(np.int64)
-    d = store.doc_ids
-    rows, tgt = lm_targets(store)
-    if rows.size == 0:
-        raise RnnvisError(f"the view recording of {h.name!r} has no scored token", "record longer documents")
-    step(0.05, "reading the training split")
-    train = _training_docs(ex, h)
-    oracle = {"ngram_orders": None, "train_tokens": None, "counts_from": "training split"}
-    ngram = None
-    if train is not None:
-        train_ids, n_train = [], 0
-        for doc in train:
-            seq = _encode(h, doc)
-            train_ids.append(seq)
-            n_train += len(seq)
-            if n_train >= MAX_NGRAM_TRAIN:
-                break
-        step(0.15, f"fitting Kneser-Ney n-grams of order 1..{max_order} on {n_train:,} training tokens")
-        # the recorded documents as runs of the store (each document is one contiguous run)
-        cut = np.flatnonzero(d[1:] != d[:-1]) + 1
-        runs = np.split(ids, cut)
-        ngram = ngram_p_true(train_ids, [r.tolist() for r in runs], len(itos), max_order=max_order)
-        ngram = ngram[:, tgt]  # (orders, scored tokens)
-        oracle.update(ngram_orders=[1, max_order], train_tokens=int(n_train))
-        if h.level == "char":
-            counts = collections.Counter(w for doc in train for w in doc.chars().split())
-        else:
-            counts = collections.Counter(itos[i] for seq in train_ids for i in seq)
-    else:  # own data: word counts of the data itself, no n-gram oracle
-        oracle["counts_from"] = "the view data (no training split)"
-        if h.level == "char":
-            corpus, idx = ex.view_docs(h)
-            counts = collections.Counter(w for doc in corpus.subset(idx) for w in doc.chars().split())
-        else:
-            counts = collections.Counter(itos[i] for i in ids.tolist() if 0 <= i < len(itos))
-    step(0.8, "peeling the errors off")
-    tokens = [itos[i] if 0 <= i < len(itos) else "<unk>" for i in ids[tgt].tolist()]
-    p_true = np.clip(np.exp(-loss[rows].astype(np.float64)), 0.0, 1.0)
-    tax = error_taxonomy(tokens, d[rows], p_true, counts, ngram_p=ngram, level=h.level,
-                         max_order=max_order, examples=ERROR_EXAMPLES)
-    return tax, rows, oracle
-
-
-def encode_categories(category: np.ndarray) -> str:
-    """Per-token categories (-1 = correct) as base64 of uint8 (0 = correct, c + 1 = category c)."""
-    return base64.b64encode((np.asarray(category) + 1).astype(np.uint8).tobytes()).decode("ascii")
-
-
-def decode_categories(blob: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(blob), dtype=np.uint8).astype(np.int64) - 1
-
-
-def _lm_taxonomy(ex: Explorer, ref: str, ctx: JobContext | None = None) -> dict:
-    h = ex.model(ref)
-    store = ex.store(ref)
-    tax, rows, oracle = lm_taxonomy_arrays(ex, ref, ctx)
-    topk = store.output("topk_ids")
-    itos = h.itos
-
-    def predicted(i: int) -> str | None:
-        if topk is None:
-            return None
-        j = int(topk[rows[i], 0])
-        return itos[j] if 0 <= j < len(itos) else "<unk>"
-
-    return {
-        "kind": "lm", "level": h.level, "total": int(tax.tokens), "errors": int(tax.errors),
-        "error_rate": num(tax.error_rate),
-        "categories": [{"name": c.name, "count": int(c.count), "share": num(c.share), "examples": [
-            {"left": e.left, "token": e.token, "right": e.right, "p_true": round(float(e.p_true), 6),
-             "predicted": predicted(e.index), "doc": int(e.doc), "position": int(store.positions[rows[e.index]])}
-            for e in c.examples]} for c in tax.categories],
-        "oracle": oracle,
-        # Karpathy, Johnson & Fei-Fei (2015) report this breakdown for a 3-layer LSTM on War and Peace;
-        # their shares are not reproduced here (see docs/demo-comparison.md).
-        "reference": None,
-        "_category": encode_categories(tax.category), "_rows": int(rows.size),
-    }
-
-
-def token_categories(ex: Explorer, ref: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(rows of the view recording, error category name per row) from a cached LM taxonomy, or None."""
-    value = peek(ex, "errors_lm", ref, {"order": NGRAM_ORDER})
-    if value is None or "_category" not in value:
-        return None
-    store = ex.store(ref)
-    rows, _ = lm_targets(store)
-    cat = decode_categories(value["_category"])
-    if cat.size != rows.size:
-        return None
-    names = np.array([c["name"] for c in value["categories"]] + ["correct"], dtype=object)
-    return rows, names[np.where(cat >= 0, cat, len(names) - 1)]
-
-
-def start_taxonomy(ex: Explorer, ref: str) -> None:
-    """Start the LM error-taxonomy job if it is not cached (returns at once)."""
-    try:
-        analysis(ex, "errors_lm", ref, {"order": NGRAM_ORDER}, lambda ctx: _lm_taxonomy(ex, ref, ctx),
-                 "error taxonomy", wait_s=0.0)
-    except RnnvisError:
-        pass
-
-
 def doc_tokens(ex: Explorer, ref: str) -> dict[int, tuple[int, int]]:
     docs, starts, stops = ex.doc_index(ref)
     return {int(d): (int(a), int(b)) for d, a, b in zip(docs.tolist(), starts.tolist(), stops.tolist())}
@@ -345,9 +179,8 @@ def _classifier_errors(ex: Explorer, ref: str) -> dict:
         raise RnnvisError(f"the view data of {h.name!r} has no gold class labels",
                           "serve labelled data (e.g. a data set with a label column) to slice the errors")
     ranges = doc_tokens(ex, ref)
-    ids = store.token_ids
     itos = h.itos
-    doc_ids = [ids[ranges[int(dd)][0]:ranges[int(dd)][1]] for dd in docs]
+    doc_ids = [read_column(store, "token_ids", *ranges[int(dd)]) for dd in docs]
     toks = [[itos[i] if 0 <= i < len(itos) else "<unk>" for i in seq.tolist()] for seq in doc_ids]
     sl = error_slices(toks, probs, y, class_names=names, max_errors=MISCLASSIFIED)
     corpus, _ = ex.view_docs(h)
@@ -456,173 +289,6 @@ def _dynamics(ex: Explorer, ref: str, ckpts: list[dict], ctx: JobContext | None 
                            for s in dyn.saturation_left},
             "mean_abs_delta": {s: tolist(v) for s, v in dyn.delta.items()},
             "cka_to_final": {s: tolist(v) for s, v in dyn.cka_to_final.items()}}
-
-
-# ---- training a model (POST /api/train) -------------------------------------------------------------------
-NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
-TRAIN_LIMITS = {"layers": (1, 4), "emb": (1, 2048), "hidden": (1, 2048), "epochs": (1, 100),
-                "batch_size": (1, 1024), "bptt": (1, 2000), "max_len": (1, 10_000), "eval_window": (1, 10_000),
-                "log_every": (1, 1_000_000), "lr_step_size": (1, 1000), "patience": (0, 100),
-                "max_vocab": (2, 200_000), "min_count": (1, 1_000_000), "num_threads": (1, 256)}
-
-
-class _Stop(KeyboardInterrupt):
-    """Raised from the training callback when the job is cancelled: `train` stops cleanly (run "stopped")."""
-
-
-class _TrainProgress:
-    """`train` callback: job progress per step and epoch, cancel between steps."""
-
-    def __init__(self, ctx: JobContext, epochs: int):
-        self.ctx, self.epochs = ctx, max(1, epochs)
-        self.epoch, self.in_epoch = 0, 0
-        self.stopped = False
-
-    def _report(self, fraction: float, message: str) -> None:
-        if self.ctx.cancelled:
-            self.stopped = True
-            raise _Stop()
-        from .jobs import JobCancelled
-
-        try:
-            self.ctx.progress(fraction, message)
-        except JobCancelled:
-            self.stopped = True
-            raise _Stop() from None
-
-    def _run(self, info: dict) -> None:
-        run_id = info.get("run_id")
-        if run_id is not None and self.ctx.job.meta.get("run_id") != run_id:
-            self.ctx.set_meta(run_id=int(run_id))
-
-    def on_step(self, info: dict) -> None:
-        self._run(info)
-        if info["epoch"] != self.epoch:
-            self.epoch, self.in_epoch = info["epoch"], 0
-        self.in_epoch += 1
-        steps = max(1, int(info.get("epoch_steps") or 1))
-        f = (self.epoch - 1 + min(1.0, self.in_epoch / steps)) / self.epochs
-        self._report(0.98 * f, f"epoch {self.epoch} of {self.epochs}, step {self.in_epoch} of {steps}, "
-                               f"loss {info['loss']:.3f}")
-
-    def on_epoch(self, info: dict) -> None:
-        self._run(info)
-        v = info.get("valid") or {}
-        shown = ", ".join(f"valid {k} {v[k]:.4g}" for k in ("ppl", "bpc", "accuracy") if isinstance(v.get(k), float))
-        self._report(0.98 * info["epoch"] / self.epochs,
-                     f"epoch {info['epoch']} done" + (f": {shown}" if shown else ""))
-
-
-def _check_train_value(key: str, value: Any, default: Any) -> None:
-    def bad(fix: str) -> RnnvisError:
-        return RnnvisError(f"training option {key}={value!r} is not valid", fix)
-
-    if key in TRAIN_LIMITS and value is not None:
-        lo, hi = TRAIN_LIMITS[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise bad(f"use a whole number in {lo}..{hi}")
-        return
-    if value is None:
-        if default is not None and key not in ("clip", "time_budget_s", "max_train_tokens", "max_vocab",
-                                                "patience", "num_threads"):
-            raise bad("give a value")
-        return
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise bad("use true or false")
-    elif isinstance(default, int) or key in ("max_train_tokens",):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise bad("use a whole number ≥ 0")
-    elif isinstance(default, float) or key in ("clip", "time_budget_s"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
-            raise bad("use a number ≥ 0")
-    elif isinstance(default, str):
-        if not isinstance(value, str) or len(value) > 64:
-            raise bad("use a short string")
-    elif isinstance(default, (tuple, list)):
-        if not isinstance(value, (list, tuple)) or len(value) != 3 or \
-                not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
-            raise bad("use three fractions, e.g. [0.8, 0.1, 0.1]")
-    elif isinstance(default, dict):
-        if not isinstance(value, dict) or len(json.dumps(value, default=str)) > 10_000:
-            raise bad("use a small JSON object")
-
-
-def train_config(ex: Explorer, body: Any) -> tuple[Any, Any]:
-    """(TrainConfig, data set name) from a POST /api/train body, checked (400/404 with a fix)."""
-    import dataclasses
-    import re
-
-    from ..data.registry import DATASETS, list_datasets
-    from ..errors import NotFound
-    from ..models import TrainConfig
-
-    if not isinstance(body, dict):
-        raise RnnvisError("the body must be a JSON object", 'send e.g. {"dataset": "brown", "cell": "lstm"}')
-    body = dict(body)
-    dataset = body.pop("dataset", None)
-    if not isinstance(dataset, str) or not dataset:
-        raise RnnvisError("no data set given", 'send {"dataset": "<name>", ...}; GET /api/datasets lists them')
-    own = getattr(ex, "_own_data", {})
-    if dataset in own:
-        corpus = own[dataset]
-        task, level = corpus.task, corpus.level
-    elif dataset in DATASETS:
-        row = next(r for r in list_datasets(ex.ws) if r["name"] == dataset)
-        if not row["fetched"]:
-            raise RnnvisError(f"the data set {dataset!r} is not fetched yet",
-                              f"fetch it first: rnnvis fetch {dataset}")
-        task, level = DATASETS[dataset].task, DATASETS[dataset].level
-    else:
-        raise NotFound(f"unknown data set {dataset!r}",
-                       f"use one of {', '.join(sorted(set(DATASETS) | set(own)))}")
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(body) - set(fields))
-    if unknown:
-        raise RnnvisError(f"unknown training option(s) {', '.join(str(u)[:40] for u in unknown[:10])}",
-                          f"known options: dataset, {', '.join(sorted(fields))}")
-    defaults = TrainConfig()
-    for key, value in body.items():
-        _check_train_value(key, value, getattr(defaults, key))
-    body.setdefault("task", "classify" if task == "classify" else "lm")
-    body.setdefault("level", level)
-    cell = body.get("cell", defaults.cell)
-    name = body.setdefault("name", f"{dataset}-{cell}-{body.get('hidden', defaults.hidden)}")
-    if not re.fullmatch(NAME_RE, name) or name in (".", ".."):
-        raise RnnvisError(f"model name {name!r} cannot be used",
-                          "use 1-64 letters, digits, '.', '-' or '_', starting with a letter or digit")
-    if any(m["name"] == name for m in ex.models()):
-        raise RnnvisError(f"a model named {name!r} exists already", "choose another name")
-    cfg = TrainConfig.from_json(body)
-    cfg.validate()
-    if cfg.task == "classify" and task != "classify":
-        raise RnnvisError(f"the data set {dataset!r} has no class labels", 'train a language model ("task": "lm")')
-    return cfg, dataset
-
-
-def start_training(ex: Explorer, body: Any):
-    """The Job training a model as POST /api/train asks; it shows up in /api/models when done."""
-    from ..models import train
-    from .jobs import JobCancelled
-
-    cfg, dataset = train_config(ex, body)
-    if cfg.device == "auto":
-        cfg.device = getattr(ex, "device", "cpu") or "cpu"
-
-    def run(ctx: JobContext) -> dict:
-        ctx.progress(0.0, f"loading {dataset}")
-        corpus = ex.corpus(dataset)
-        cb = _TrainProgress(ctx, cfg.epochs)
-        result = train(corpus, cfg, ex.ws, ex.catalog, progress=False, callbacks=[cb])
-        if cb.stopped or result.interrupted:
-            raise JobCancelled(f"training of {cfg.name} was cancelled")
-        return {"name": cfg.name, "run_id": result.run_id, "model_id": result.model_id,
-                "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-                "metrics": _jsonable(result.metrics)}
-
-    # meta: the model's name now, its run_id once the run exists (the first training step)
-    return ex.jobs.submit("train", f"train {cfg.name} ({cfg.cell}, {cfg.layers}×{cfg.hidden}) on {dataset}", run,
-                          key=f"train:{cfg.name}", meta={"model": cfg.name, "dataset": dataset})
 
 
 __all__ = ["analysis", "baselines", "checkpoints", "errors", "lm_taxonomy_arrays", "metrics", "peek",
