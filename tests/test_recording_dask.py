@@ -167,4 +167,6 @@ def test_killed_recording_leaves_nothing_complete_and_a_rerun_finishes(tmp_path)
     assert not Path(f"{out}.part").exists()
     for n, ino in inodes.items():  # the shards finished before the kill were kept, not redone
         assert (out / "shards" / n).stat().st_ino == ino
+    # the shard being written when it was killed is gone: only the manifest's shards remain
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [Path(e["path"]).name for e in store.meta["shards"]]
     assert_same_store(record_corpus(m, docs_batches(0, n_docs=40), tmp_path / "clean", **kw), store)

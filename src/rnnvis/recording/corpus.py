@@ -340,6 +340,10 @@ def _finish(part: Path, out: Path, manifest: list[dict], spec: ShardSpec, meta: 
     }
     for e in manifest:  # the shards' own statistics served the merge (and a resume); drop them
         shutil.rmtree(part / e["path"] / "stats", ignore_errors=True)
+    listed = {Path(e["path"]).name for e in manifest}
+    for p in (part / "shards").iterdir():  # half-written shards of a killed run, or an older plan's
+        if p.name not in listed:
+            shutil.rmtree(p, ignore_errors=True)
     if out.exists():  # an older recording at the same key: replaced
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)
