@@ -113,8 +113,9 @@ def record_corpus(module: torch.nn.Module, batches: Iterable[dict], out_path, *,
             try:
                 with contextlib.ExitStack() as stack:
                     dask_client = _dask_client(client, workers, scheduler, stack)
+                    stats = None
                     if dask_client is None:
-                        manifest = _record_local(module, shards, spec, forward, part, model_key, tick)
+                        manifest, stats = _record_local(module, shards, spec, forward, part, model_key, tick)
                     else:
                         manifest = _record_dask(dask_client, module_loader or module, list(shards), spec, forward,
                                                 part, model_key, tick)
@@ -122,7 +123,7 @@ def record_corpus(module: torch.nn.Module, batches: Iterable[dict], out_path, *,
                 if not any((part / "shards").glob("0*")):  # nothing worth resuming
                     shutil.rmtree(part, ignore_errors=True)
                 raise
-            return _finish(part, Path(out_path), manifest, spec, meta or {}, module, time.perf_counter() - t0)
+            return _finish(part, Path(out_path), manifest, spec, meta or {}, module, time.perf_counter() - t0, stats)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise RnnvisError(f"disk full while writing the recording to {out_path}; the shards done so far "
@@ -211,20 +212,43 @@ def _shard_entry(i: int, info: dict) -> dict:
             "keyframes": int(info["n_keyframes"]), "doc_rows": int(info["n_doc_rows"])}
 
 
-def _record_local(module, shards, spec: ShardSpec, forward, part: Path, model_key: str, tick) -> list[dict]:
-    manifest = []
+def _record_local(module, shards, spec: ShardSpec, forward, part: Path, model_key: str,
+                  tick) -> tuple[list[dict], dict[str, StreamStats]]:
+    """Record the shards here, one after the other; (manifest, statistics merged as they come: a
+    shard recorded now is merged from memory, one kept from a killed run is read from its group)."""
+    manifest, merged = [], None
     for i, batches in enumerate(shards):
         path, fp = part / "shards" / f"{i:05d}", _fingerprint(batches, spec, model_key)
         info = _done(path, fp)
         if info is None:
             if path.exists():
                 shutil.rmtree(path)
-            run_shard(module, batches, spec, forward, path, tick, extra={"fingerprint": fp})
+            stats = _on_cpu(run_shard(module, batches, spec, forward, path, tick, extra={"fingerprint": fp}))
             info = shard_info(path)
         else:
             tick(int(info["n_tokens"]))
+            stats = _load_shard_stats(path, info)
+        merged = stats if merged is None else {n: merged[n].merge(v) for n, v in stats.items()}
         manifest.append(_shard_entry(i, info))
-    return manifest
+    return manifest, merged
+
+
+def _on_cpu(stats: dict[str, StreamStats]) -> dict[str, StreamStats]:
+    """The statistics as CPU tensors (they are folded on the model's device)."""
+    from rnnvis.recording.stats import UnitStats, WordUnitStats
+
+    def words(w):
+        return None if w is None else WordUnitStats(w.count.cpu(), w.mean.cpu(), w.m2.cpu())
+
+    return {n: StreamStats(words(s.words), words(s.deltas),
+                           UnitStats(**{k: v.cpu() for k, v in vars(s.units).items() if not k.startswith("_")}))
+            for n, s in stats.items()}
+
+
+def _load_shard_stats(path: Path, info: dict) -> dict[str, StreamStats]:
+    g = zarr.open_group(str(path), mode="r", zarr_format=3)
+    words = set(info["word_stats"])
+    return {n: load_stats(g, n, n in words) for n in info["all_streams"]}
 
 
 # -- Dask ------------------------------------------------------------------------------------
@@ -320,14 +344,19 @@ def _merged_stats(part: Path, manifest: list[dict], names: list[str], words: set
     return merged
 
 
-def _finish(part: Path, out: Path, manifest: list[dict], spec: ShardSpec, meta: dict, module, seconds: float) -> Store:
+def _finish(part: Path, out: Path, manifest: list[dict], spec: ShardSpec, meta: dict, module, seconds: float,
+            stats: dict[str, StreamStats] | None = None) -> Store:
+    """Write the merged statistics (`stats`, or merged here from the shards' groups) and the
+    manifest, then rename the recording into place. A recording of one shard keeps that shard's
+    statistics where they are (no second copy)."""
     first = shard_info(part / manifest[0]["path"])
     names, words = list(first["all_streams"]), set(first["word_stats"])
-    stats = _merged_stats(part, manifest, names, words)
     if (part / "stats").exists():
         shutil.rmtree(part / "stats")  # left by a run killed while merging
     root = zarr.open_group(str(part), mode="a", zarr_format=3)
-    save_stats(root, stats)
+    single = len(manifest) == 1
+    if not single:
+        save_stats(root, stats if stats is not None else _merged_stats(part, manifest, names, words))
     root.attrs["rnnvis"] = {
         "model_id": meta.get("model_id", type(module).__name__), "method": spec.method, "dtype": spec.dtype,
         "vocab_size": spec.vocab_size, "n_tokens": sum(e["tokens"] for e in manifest), "all_streams": names,
@@ -336,9 +365,9 @@ def _finish(part: Path, out: Path, manifest: list[dict], spec: ShardSpec, meta: 
         "chunk_tokens": spec.chunk_tokens,
         "keyframe_every": spec.keyframe_every, "keyframe_streams": first["keyframe_streams"],
         "state_across_windows": "zero (not carried)", "seconds": seconds, "user": meta,
-        "shards": manifest, "format": FORMAT, "complete": True,
+        "shards": manifest, "stats_at": manifest[0]["path"] if single else "", "format": FORMAT, "complete": True,
     }
-    for e in manifest:  # the shards' own statistics served the merge (and a resume); drop them
+    for e in manifest if not single else ():  # the shards' statistics served the merge (and a resume)
         shutil.rmtree(part / e["path"] / "stats", ignore_errors=True)
     listed = {Path(e["path"]).name for e in manifest}
     for p in (part / "shards").iterdir():  # half-written shards of a killed run, or an older plan's

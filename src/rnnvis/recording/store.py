@@ -396,7 +396,9 @@ class Store:
         `words`/`deltas` are None for streams recorded without per-word statistics (gates by default).
         """
         if self._stats is None:
-            self._stats = _LazyStats(self.root, self.all_streams, list(self.meta.get("word_stats", ())))
+            at = self.meta.get("stats_at")  # a one-shard recording keeps its statistics in the shard
+            group = zarr.open_group(str(self.path / at), mode="r", zarr_format=3) if at else self.root
+            self._stats = _LazyStats(group, self.all_streams, list(self.meta.get("word_stats", ())))
         return self._stats
 
     def __repr__(self) -> str:
