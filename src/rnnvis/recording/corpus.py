@@ -333,14 +333,13 @@ def _record_dask(client, source, shards: list[list[dict]], spec: ShardSpec, forw
 
 
 # -- merging ---------------------------------------------------------------------------------
-def _merged_stats(part: Path, manifest: list[dict], names: list[str], words: set[str]) -> dict[str, StreamStats]:
+def _merged_stats(part: Path, manifest: list[dict]) -> dict[str, StreamStats]:
     """Chan-merge of the shards' statistics, in shard order (one shard's tables in memory at a time)."""
-    merged: dict[str, StreamStats] = {}
+    merged: dict[str, StreamStats] | None = None
     for entry in manifest:
-        g = zarr.open_group(str(part / entry["path"]), mode="r", zarr_format=3)
-        for n in names:
-            s = load_stats(g, n, n in words)
-            merged[n] = s if n not in merged else merged[n].merge(s)
+        path = part / entry["path"]
+        stats = _load_shard_stats(path, shard_info(path))
+        merged = stats if merged is None else {n: merged[n].merge(v) for n, v in stats.items()}
     return merged
 
 
@@ -349,19 +348,19 @@ def _finish(part: Path, out: Path, manifest: list[dict], spec: ShardSpec, meta: 
     """Write the merged statistics (`stats`, or merged here from the shards' groups) and the
     manifest, then rename the recording into place. A recording of one shard keeps that shard's
     statistics where they are (no second copy)."""
-    first = shard_info(part / manifest[0]["path"])
-    names, words = list(first["all_streams"]), set(first["word_stats"])
+    infos = [shard_info(part / e["path"]) for e in manifest]
+    first = infos[0]
     if (part / "stats").exists():
         shutil.rmtree(part / "stats")  # left by a run killed while merging
     root = zarr.open_group(str(part), mode="a", zarr_format=3)
     single = len(manifest) == 1
     if not single:
-        save_stats(root, stats if stats is not None else _merged_stats(part, manifest, names, words))
+        save_stats(root, stats if stats is not None else _merged_stats(part, manifest))
     root.attrs["rnnvis"] = {
         "model_id": meta.get("model_id", type(module).__name__), "method": spec.method, "dtype": spec.dtype,
-        "vocab_size": spec.vocab_size, "n_tokens": sum(e["tokens"] for e in manifest), "all_streams": names,
+        "vocab_size": spec.vocab_size, "n_tokens": sum(e["tokens"] for e in manifest), "all_streams": first["all_streams"],
         "stored_streams": first["stored_streams"], "word_stats": first["word_stats"], "units": first["units"],
-        "outputs": _outputs(part, manifest, "outputs"), "pad_id": _outputs(part, manifest, "pad_id"),
+        "outputs": _first_set(infos, "outputs"), "pad_id": _first_set(infos, "pad_id"),
         "chunk_tokens": spec.chunk_tokens,
         "keyframe_every": spec.keyframe_every, "keyframe_streams": first["keyframe_streams"],
         "state_across_windows": "zero (not carried)", "seconds": seconds, "user": meta,
@@ -382,13 +381,9 @@ def _finish(part: Path, out: Path, manifest: list[dict], spec: ShardSpec, meta: 
     return Store(out)
 
 
-def _outputs(part: Path, manifest: list[dict], key: str):
+def _first_set(infos: list[dict], key: str):
     """The first shard's value of `key` that is not None."""
-    for e in manifest:
-        v = shard_info(part / e["path"]).get(key)
-        if v is not None:
-            return v
-    return None
+    return next((i[key] for i in infos if i.get(key) is not None), None)
 
 
 def _stats_only(module, shards, spec: ShardSpec, forward, tick) -> dict[str, StreamStats]:
