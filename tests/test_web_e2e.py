@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from web_support import chromium, chromium_available, live_server, make_workspace, own_data
+from web_support import chromium, chromium_available, live_server, make_workspace, own_data, wait_drawn
 
 WEB = Path(__file__).resolve().parent.parent / "src" / "rnnvis" / "web" / "index.html"
 
@@ -94,17 +94,7 @@ def page(browser):
     assert not errors, f"console errors: {errors}"
 
 
-DRAWN = """root => [...document.querySelectorAll(
-    `${root} svg rect, ${root} svg path, ${root} svg circle, ${root} svg text, ${root} canvas, ${root} table td`)]
-    .some(e => { const b = e.getBoundingClientRect(); return b.width > 0 && b.height > 0 })"""
-
-
-def _drawn(pg, root: str) -> None:
-    """Wait until `root` shows a drawn chart (visible svg marks, a canvas or a table) and no chart failed."""
-    pg.wait_for_function(DRAWN, arg=root)
-    pg.wait_for_function(f"() => !document.querySelector('{root} [data-test=chart-loading]')")
-    assert pg.locator(f"{root} [data-test=chart-error]").count() == 0, \
-        pg.locator(f"{root} [data-test=chart-error]").first.inner_text()
+_drawn = wait_drawn
 
 
 @pytest.mark.parametrize("view", VIEWS)

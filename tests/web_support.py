@@ -92,3 +92,16 @@ def chromium(headless: bool = True):
             yield browser
         finally:
             browser.close()
+
+
+DRAWN = """root => [...document.querySelectorAll(
+    `${root} svg rect, ${root} svg path, ${root} svg circle, ${root} svg text, ${root} canvas, ${root} table td`)]
+    .some(e => { const b = e.getBoundingClientRect(); return b.width > 0 && b.height > 0 })"""
+
+
+def wait_drawn(pg, root: str) -> None:
+    """Wait until `root` shows a drawn chart (visible svg marks, a canvas or a table) and no chart failed."""
+    pg.wait_for_function(DRAWN, arg=root)
+    pg.wait_for_function(f"() => !document.querySelector('{root} [data-test=chart-loading]')")
+    assert pg.locator(f"{root} [data-test=chart-error]").count() == 0, \
+        pg.locator(f"{root} [data-test=chart-error]").first.inner_text()

@@ -72,21 +72,38 @@ def cell_weights(cell: torch.nn.Module) -> LayerWeights:
     return LayerWeights(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
 
 
+_ONEDNN = [torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")]
+
+
+def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
+    """x @ w^T (+ b), x (..., in), w (out, in).
+
+    On CPU in float32 this calls oneDNN's matmul, the library behind torch's own fused RNN
+    kernels, through torch's op: on the 2-core bench machine it ran the input projection
+    (2240 x 650 @ 650 x 2600) 2x and the per-step product (64 rows) 1.5x faster than the default
+    BLAS path, at float32 accuracy. Elsewhere, or if the op is missing, torch's linear.
+    """
+    if _ONEDNN[0] and x.device.type == "cpu" and x.dtype == torch.float32 and w.dtype == torch.float32:
+        try:
+            return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+        except (RuntimeError, NotImplementedError):  # an unsupported layout or build: never again
+            _ONEDNN[0] = False
+    return torch.nn.functional.linear(x, w, b)
+
+
 def _input_projection(x: Tensor, w: LayerWeights, kind: str) -> Tensor:
-    """x @ W_ih^T + biases for all steps at once; (T, B, in) -> (T, B, gates*H).
+    """x @ W_ih^T + biases for all steps at once; (T, B, in) -> (T, B, gates*H), contiguous.
 
     b_hh is folded in wherever it is purely additive (all but the GRU candidate n).
     """
-    xp = torch.matmul(x, w.w_ih.t())
+    bias = None
     if w.b_ih is not None:
         if kind == "gru":
-            h = w.hidden
             bias = w.b_ih.clone()
-            bias[: 2 * h] += w.b_hh[: 2 * h]
-            xp += bias
+            bias[: 2 * w.hidden] += w.b_hh[: 2 * w.hidden]
         else:
-            xp += w.b_ih + w.b_hh
-    return xp
+            bias = w.b_ih + w.b_hh
+    return linear(x, w.w_ih, bias).contiguous()
 
 
 def _gru_hh_bias(w: LayerWeights) -> Tensor | None:
@@ -113,21 +130,23 @@ def scan_direction(kind: str, x: Tensor, h0: Tensor, c0: Tensor | None, w: Layer
     T, B, _ = x.shape
     H = w.hidden
     xp = _input_projection(x, w, kind)  # (T, B, gates*H)
-    whh_t = w.w_hh.t()  # (H_out, gates*H)
+    whh = w.w_hh  # (gates*H, H_out)
     h = h0
     h_out = x.new_empty(T, B, h0.shape[-1])  # (T, B, H_out)
     out: dict[str, Tensor] = {"h": h_out}
+    # The gate activations are computed in place in the input projection's (T, B, gates*H)
+    # buffer: no per-step temporaries, and the gates of all steps end up in one block.
     if kind == "lstm":
-        act = x.new_empty(T, B, 4 * H)
+        act = xp
         c_all = x.new_empty(T, B, H)
         c = c0
         whr_t = w.w_hr.t() if w.w_hr is not None else None
         # few, out=-writing ops per step: each op is a sync point of the thread pool
         for t in range(T):
-            pre = torch.addmm(xp[t], h, whh_t)  # (B, 4H)
-            a = act[t]
-            torch.sigmoid(pre, out=a)
-            torch.tanh(pre[:, 2 * H:3 * H], out=a[:, 2 * H:3 * H])
+            a = act[t].add_(linear(h, whh))  # (B, 4H) pre-activations
+            a[:, :2 * H].sigmoid_()
+            a[:, 2 * H:3 * H].tanh_()
+            a[:, 3 * H:].sigmoid_()
             i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
             c = torch.mul(f, c, out=c_all[t]).addcmul_(i, g)
             if whr_t is None:
@@ -137,19 +156,19 @@ def scan_direction(kind: str, x: Tensor, h0: Tensor, c0: Tensor | None, w: Layer
         out["c"] = c_all
         out.update(split_gates(kind, act, H))
     elif kind == "gru":
-        act = x.new_empty(T, B, 3 * H)
+        act = xp
         bias = _gru_hh_bias(w)
         for t in range(T):
-            hp = torch.addmm(bias, h, whh_t) if bias is not None else h @ whh_t  # (B, 3H)
+            hp = linear(h, whh, bias)  # (B, 3H)
             a = act[t]
-            torch.sigmoid(xp[t, :, :2 * H] + hp[:, :2 * H], out=a[:, :2 * H])
+            a[:, :2 * H].add_(hp[:, :2 * H]).sigmoid_()
             r, z = a[:, :H], a[:, H:2 * H]
-            n = torch.tanh(torch.addcmul(xp[t, :, 2 * H:], r, hp[:, 2 * H:]), out=a[:, 2 * H:])
+            n = a[:, 2 * H:].addcmul_(r, hp[:, 2 * H:]).tanh_()
             h = torch.addcmul(n, z, h - n, out=h_out[t])  # (1-z)*n + z*h
         out.update(split_gates(kind, act, H))
     else:
         for t in range(T):
-            pre = torch.addmm(xp[t], h, whh_t)  # (B, H)
+            pre = xp[t].add_(linear(h, whh))  # (B, H)
             h = torch.tanh(pre, out=h_out[t]) if kind == "rnn_tanh" else torch.clamp_min(pre, 0.0, out=h_out[t])
     return out
 
@@ -166,7 +185,7 @@ def gates_from_inputs(kind: str, x: Tensor, h_prev: Tensor, c0: Tensor | None,
     H = w.hidden
     xp = _input_projection(x, w, kind)  # (T, B, gates*H)
     if kind == "lstm":
-        pre = xp + torch.matmul(h_prev, w.w_hh.t())  # (T, B, 4H)
+        pre = xp + linear(h_prev, w.w_hh)  # (T, B, 4H)
         act = torch.sigmoid(pre)
         act[..., 2 * H:3 * H] = torch.tanh(pre[..., 2 * H:3 * H])
         gates = split_gates(kind, act, H)
@@ -182,7 +201,7 @@ def gates_from_inputs(kind: str, x: Tensor, h_prev: Tensor, c0: Tensor | None,
             h_check = h_check @ w.w_hr.t()
         return {"c": c_all, **gates, "h_check": h_check}
     if kind == "gru":
-        hp = torch.matmul(h_prev, w.w_hh.t())  # (T, B, 3H)
+        hp = linear(h_prev, w.w_hh)  # (T, B, 3H)
         if w.b_hh is not None:
             hp[..., 2 * H:] += w.b_hh[2 * H:]
         act = torch.empty_like(xp)
@@ -192,7 +211,7 @@ def gates_from_inputs(kind: str, x: Tensor, h_prev: Tensor, c0: Tensor | None,
         act[..., 2 * H:] = n
         return {**split_gates(kind, act, H), "h_check": n + z * (h_prev - n)}
     act_fn = torch.tanh if kind == "rnn_tanh" else torch.relu
-    return {"h_check": act_fn(xp + torch.matmul(h_prev, w.w_hh.t()))}
+    return {"h_check": act_fn(xp + linear(h_prev, w.w_hh))}
 
 
 def fused_direction(kind: str, x: Tensor, h0: Tensor, c0: Tensor | None, w: LayerWeights) -> Tensor:

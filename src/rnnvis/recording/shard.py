@@ -71,6 +71,7 @@ def _run(engine: Engine, batches, spec: ShardSpec, forward, tmp, stack, on_batch
     kf_every = spec.keyframe_every if engine.restartable else 0
     n_tokens, n_windows, n_keyframes, n_doc_rows, kind, t0 = 0, 0, 0, 0, None, time.perf_counter()
     pad_id: int | None = None
+    scratch: dict[str, Tensor] = {}  # work buffers reused across batches
     keep_dtype = torch.float16 if spec.dtype == "float16" else torch.float32
     np_dtype = np.float16 if spec.dtype == "float16" else np.float32
     with torch.no_grad(), engine.active():
@@ -86,7 +87,6 @@ def _run(engine: Engine, batches, spec: ShardSpec, forward, tmp, stack, on_batch
             tpos = torch.arange(T, device=device)[None, :]
             mask = tpos < lengths[:, None]  # (B, T)
             tok = ids[mask]  # (n,)
-            starts = (tpos == 0).expand(B, T)[mask]  # (n,)
             if folder is None:
                 units = {n: v.shape[-1] for n, v in streams.items()}
                 missing = [n for n in units if n not in spec.edges]
@@ -111,9 +111,9 @@ def _run(engine: Engine, batches, spec: ShardSpec, forward, tmp, stack, on_batch
             if tok.numel() and (tok.max() >= spec.vocab_size or tok.min() < 0):
                 raise RnnvisError(f"token id {int(tok.max())} outside the vocabulary of {spec.vocab_size}",
                                   "pass the model's vocab_size")
-            vals = folder.fold(streams, mask, starts, tok, keep=stored if writer else (), keep_dtype=keep_dtype)
+            vals = folder.fold(streams, mask, ids, keep=stored if writer else (), keep_dtype=keep_dtype)
             rows: dict[str, np.ndarray] = {}
-            kind = _model_outputs(writer, logits_of(out), batch, mask, kind, rows)
+            kind = _model_outputs(writer, logits_of(out), batch, mask, kind, rows, scratch)
             if writer is not None:
                 rows.update({f"streams/{n}": v.cpu().numpy() for n, v in vals.items()})
                 rows["token_ids"] = tok.to(torch.int32).cpu().numpy()
@@ -153,7 +153,7 @@ def _run(engine: Engine, batches, spec: ShardSpec, forward, tmp, stack, on_batch
     return stats
 
 
-def _model_outputs(writer: StoreWriter | None, logits, batch, mask, kind, rows) -> str | None:
+def _model_outputs(writer: StoreWriter | None, logits, batch, mask, kind, rows, scratch: dict) -> str | None:
     """Add LM per-token outputs to `rows`, or append classifier per-window probabilities.
 
     Computed also without a writer (statistics-only runs) so that timings include them."""
@@ -168,7 +168,7 @@ def _model_outputs(writer: StoreWriter | None, logits, batch, mask, kind, rows) 
         targets = batch.get("targets")
         if targets is None:
             targets = next_token_targets(batch["ids"], batch["lengths"])
-        rows.update({k: v.cpu().numpy() for k, v in lm_outputs(logits, mask, targets).items()})
+        rows.update({k: v.cpu().numpy() for k, v in lm_outputs(logits, mask, targets, scratch=scratch).items()})
         return "lm"
     if logits.dim() == 2 and logits.shape[0] == mask.shape[0]:
         probs = torch.softmax(logits.float(), -1).cpu().numpy()

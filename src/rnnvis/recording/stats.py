@@ -5,7 +5,9 @@
   Used for a stream's value and for its change Δ_t = s_t - s_{t-1}.
 - `UnitStats`: per unit: count, mean, M2, min, max, saturation counts (values below the low
   threshold and > 0.9; the low threshold is 0.1, or -0.9 for tanh-ranged gates g and n, see
-  `saturation_low`) and a fixed-edge histogram used as a quantile sketch.
+  `saturation_low`) and a fixed-edge histogram used as a quantile sketch. Corpus recording
+  counts saturation exactly for gates and reads it off the histogram for other streams
+  (engine.Folder).
 
 Everything is a torch tensor on the recording device (statistics stay on the GPU), updated with
 vectorised scatters (`index_add_`, `bincount`), never `np.add.at`. Variances are population
@@ -69,9 +71,12 @@ class WordUnitStats:
         """Empty statistics (the (vocab, units) arrays are allocated at the first batch)."""
         return cls(torch.zeros(vocab, dtype=torch.long, device=device), None, None, flush_tokens, units, dtype)
 
-    def update(self, values: Tensor, token_ids: Tensor, inplace: bool = False) -> None:
+    def update(self, values: Tensor, token_ids: Tensor, inplace: bool = False, scratch: Tensor | None = None,
+               counts: Tensor | None = None) -> None:
         """Fold a batch: values (n, units), token_ids (n,). inplace=True lets the update reuse
-        (and overwrite) `values` as scratch space, saving an (n, units) temporary."""
+        (and overwrite) `values` as scratch space; `scratch` (n, units) is used instead when
+        given; either saves an (n, units) temporary. `counts` (vocab,): the batch's occurrences
+        of each id when the caller has them (shared by the streams of one batch)."""
         if values.shape[0] == 0:
             return
         if self._b1 is None:
@@ -80,13 +85,18 @@ class WordUnitStats:
             self._bn = torch.zeros_like(self._count)
             self._b1 = torch.zeros(self._count.shape[0], self._units, dtype=bdt, device=self._count.device)
             self._b2 = torch.zeros_like(self._b1)
-        if inplace and values.dtype == self._b1.dtype:
-            xs = values.sub_(self._shift)  # (n, units)
+        if scratch is not None and scratch.dtype == self._b1.dtype:
+            xs = torch.sub(values, self._shift, out=scratch)  # (n, units)
+        elif inplace and values.dtype == self._b1.dtype:
+            xs = values.sub_(self._shift)
         else:
             xs = values.to(self._b1.dtype) - self._shift
         self._b1.index_add_(0, token_ids, xs)
         self._b2.index_add_(0, token_ids, xs.square_())
-        self._bn.index_add_(0, token_ids, torch.ones_like(token_ids))
+        if counts is None:
+            self._bn.index_add_(0, token_ids, torch.ones_like(token_ids))
+        else:
+            self._bn += counts
         self._btok += values.shape[0]
         if self._btok >= self.flush_tokens:
             self._flush()
@@ -191,13 +201,20 @@ class UnitStats:
     def bins(self) -> int:
         return self.hist.shape[1] - 2
 
-    def update(self, values: Tensor, moments: bool = True, saturation: bool = True, hist_stride: int = 1) -> None:
-        """Fold a batch of values (n, units).
+    def update(self, values: Tensor, moments: bool = True, saturation: bool = True, hist_stride: int = 1,
+               low: float = SAT_LOW) -> None:
+        """Fold a batch of values (n, units); `values` may be a strided view (a gate's columns).
 
-        moments=False / saturation=False skip count/mean/M2 resp. the < 0.1 / > 0.9 counts, for a
-        caller that derives them otherwise (corpus recording takes the moments from the per-word
-        statistics and counts saturation itself). hist_stride=k folds only every k-th row into the
-        histogram: a systematic sample that keeps the quantile sketch's cost down on long corpora.
+        moments=False / saturation=False skip count/mean/M2 resp. the < low / > 0.9 counts, for a
+        caller that derives them otherwise (corpus recording takes the moments of word streams
+        from their per-word statistics, and counts saturation only for gates). hist_stride=k
+        folds only every k-th row into the histogram: a systematic sample that keeps the
+        quantile sketch's cost down on long corpora.
+
+        Column sums are matrix-vector products with a ones vector (BLAS: several times faster
+        than torch's column reductions on CPU), of values shifted by a per-unit constant (the
+        first batch's midrange) against cancellation; counts of 0/1 masks summed in float32 are
+        exact (below 2^24 rows a batch).
         """
         n = values.shape[0]
         if n == 0:
@@ -209,19 +226,35 @@ class UnitStats:
             span = (bmax - bmin).clamp(min=1e-3)
             self.lo = torch.where(torch.isnan(self.lo), bmin - span / 2, self.lo)
             self.hi = torch.where(torch.isnan(self.hi), bmax + span / 2, self.hi)
+        f, idx = self._scratch(v)
+        ones = self._ones(n, v)
         if moments:
-            bmean = v.mean(0)
-            bm2 = (v - bmean).square_().sum(0)
-            nf = self.count.to(v.dtype)
-            nb = torch.tensor(float(n), dtype=v.dtype, device=v.device)
-            self.mean, self.m2 = _chan(nf, self.mean, self.m2, nb, bmean, bm2)
+            shift = getattr(self, "_shift", None)
+            if shift is None:
+                shift = self._shift = (bmin + bmax) / 2
+            acc = torch.promote_types(v.dtype, torch.float64)
+            torch.sub(v, shift, out=f)
+            s1 = (ones @ f).to(acc)
+            s2 = (ones @ f.square_()).to(acc)
+            bmean = s1 / n
+            bm2 = (s2 - s1 * bmean).clamp_(min=0)
+            nf = self.count.to(acc)
+            nb = torch.tensor(float(n), dtype=acc, device=v.device)
+            mean, m2 = _chan(nf, self.mean.to(acc) - shift, self.m2.to(acc), nb, bmean, bm2)
+            self.mean, self.m2 = (mean + shift).to(v.dtype), m2.to(v.dtype)
             self.count = self.count + n
         self.min = torch.minimum(self.min, bmin)
         self.max = torch.maximum(self.max, bmax)
         if saturation:
-            self.below += (v < SAT_LOW).sum(0)
-            self.above += (v > SAT_HIGH).sum(0)
+            self.below += (ones @ torch.lt(v, low, out=f)).round_().long()
+            self.above += (ones @ torch.gt(v, SAT_HIGH, out=f)).round_().long()
         self.hist += self._histogram(v[::hist_stride] if hist_stride > 1 else v)
+
+    def _ones(self, n: int, v: Tensor) -> Tensor:
+        ones = getattr(self, "_ones_buf", None)
+        if ones is None or ones.shape[0] < n or ones.dtype != v.dtype or ones.device != v.device:
+            ones = self._ones_buf = torch.ones(n, dtype=v.dtype, device=v.device)
+        return ones[:n]
 
     def _histogram(self, v: Tensor) -> Tensor:
         """(units, bins + 2) counts of one batch via a single bincount over flat bin indices."""
