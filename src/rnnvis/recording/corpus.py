@@ -154,12 +154,20 @@ def _shards(batches: Iterable[dict], shard_tokens: int) -> Iterator[list[dict]]:
         yield cur
 
 
+FIRST_ROWS = 16  # windows of the first batch that set the histogram ranges and check restarts
+
+
 def _first_batch(module, method: str, forward, batch: dict, keyframe_every: int):
-    """Histogram edges from the first batch; keyframe_every, or 0 when the model does not restart
-    exactly from a mid-window state (a layer that sees more than the current token)."""
+    """Histogram edges from the first windows of the first batch; keyframe_every, or 0 when the
+    model does not restart exactly from a mid-window state (a layer that sees more than the
+    current token). Tensors whose first axis is the batch's are cut to those windows."""
     from rnnvis.recording.recompute import restart_matches
 
     device = module_device(module)
+    B = batch["ids"].shape[0]
+    rows = min(B, FIRST_ROWS)  # a few windows do: a whole long batch cost 25% of a 90k-token recording
+    batch = {k: (v[:rows] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == B else v)
+             for k, v in batch.items()}
     batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
     engine = Engine(module, method)
     with torch.no_grad(), engine.active():
