@@ -173,6 +173,33 @@ def test_classifier_doc_probs(tmp_path):
     assert store.output("loss") is None
 
 
+def test_packing_classifier_whose_longest_document_comes_late_in_the_batch(tmp_path):
+    """The first-batch checks look at a few windows; a model that packs its input returns only
+    their width, so the longest window must be among them (regression: an IndexError)."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    torch.manual_seed(3)
+
+    class Packed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.rnn, self.out = nn.Embedding(V, E), nn.GRU(E, H, batch_first=True), nn.Linear(H, 2)
+
+        def forward(self, ids, lengths):
+            x = pack_padded_sequence(self.emb(ids), lengths.cpu(), batch_first=True, enforce_sorted=False)
+            return self.out(self.rnn(x)[1][-1])
+
+    B, T = 24, 9
+    lengths = torch.full((B,), 3)
+    lengths[20] = T  # the only full-width row, beyond the first 16
+    batch = {"ids": torch.randint(0, V, (B, T)), "lengths": lengths, "doc_ids": torch.arange(B),
+             "start_pos": torch.zeros(B, dtype=torch.long)}
+    store = record_corpus(Packed().eval(), [batch], tmp_path / "p", vocab_size=V, progress=False,
+                          forward=lambda m, b: m(b["ids"], b["lengths"]))
+    assert store.n_tokens == int(lengths.sum())
+    assert store.output("doc_probs").shape == (B, 2)
+
+
 def test_shard_stores_merge_to_whole(tmp_path):
     torch.manual_seed(3)
     model = LM("gru").eval()

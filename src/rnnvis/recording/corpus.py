@@ -165,8 +165,11 @@ def _first_batch(module, method: str, forward, batch: dict, keyframe_every: int)
 
     device = module_device(module)
     B = batch["ids"].shape[0]
-    rows = min(B, FIRST_ROWS)  # a few windows do: a whole long batch cost 25% of a 90k-token recording
-    batch = {k: (v[:rows] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == B else v)
+    # A few windows do (a whole long batch cost 25% of a 90k-token recording); the longest one is
+    # among them, so that a model that packs its input still returns the batch's full width.
+    longest = torch.as_tensor(batch["lengths"]).argmax().reshape(1).to(torch.as_tensor(batch["ids"]).device)
+    rows = torch.cat([torch.arange(min(B, FIRST_ROWS - 1), device=longest.device), longest]).unique()
+    batch = {k: (v[rows.to(v.device)] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == B else v)
              for k, v in batch.items()}
     batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
     engine = Engine(module, method)
