@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
-from web_support import chromium, chromium_available, live_server, wait_drawn
+from web_support import checked_page, chromium_available, live_server, wait_drawn
 
 HOME = os.environ.get("RNNVIS_DEMO_HOME")
 pytestmark = [
@@ -44,23 +44,10 @@ def site():
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
-
-
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT)
-    errors: list[str] = []
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" and "409" not in m.text else None)
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ctx.close()
-    assert not errors, f"console errors: {errors}"
+    with checked_page(browser, TIMEOUT, ignore=lambda text: "409" in text) as pg:
+        yield pg
 
 
 def _info(site: str, model: str) -> dict:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from web_support import chromium, chromium_available, live_server, make_workspace, own_data, wait_drawn
+from web_support import (chromium_available, checked_page, live_server, make_workspace, own_data,
+                         wait_drawn)
 
 WEB = Path(__file__).resolve().parent.parent / "src" / "rnnvis" / "web" / "index.html"
 
@@ -75,23 +76,10 @@ def site(tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
-
-
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT)
-    errors: list[str] = []
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ctx.close()
-    assert not errors, f"console errors: {errors}"
+    with checked_page(browser, TIMEOUT) as pg:
+        yield pg
 
 
 _drawn = wait_drawn

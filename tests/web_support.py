@@ -105,3 +105,20 @@ def wait_drawn(pg, root: str) -> None:
     pg.wait_for_function(f"() => !document.querySelector('{root} [data-test=chart-loading]')")
     assert pg.locator(f"{root} [data-test=chart-error]").count() == 0, \
         pg.locator(f"{root} [data-test=chart-error]").first.inner_text()
+
+
+@contextlib.contextmanager
+def checked_page(browser, timeout_ms: int, ignore=lambda text: False):
+    """A fresh page (1400 x 900) that fails the test on any console error or page error, except
+    console errors whose text `ignore` accepts."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = ctx.new_page()
+    pg.set_default_timeout(timeout_ms)
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" and not ignore(m.text) else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        yield pg
+    finally:
+        ctx.close()
+    assert not errors, f"console errors: {errors}"
