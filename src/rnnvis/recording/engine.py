@@ -122,12 +122,7 @@ class Folder:
         self.order = list(units)  # the model's own stream order
         self.word_names = [n for n in units if n in word_streams]
         self.names = [n for n in units if n not in word_streams] + self.word_names
-        self.offsets: dict[str, tuple[int, int]] = {}
-        a = 0
-        for n in self.names:
-            self.offsets[n] = (a, a + units[n])
-            a += units[n]
-        self.width = a
+        self.sizes = {n: units[n] for n in self.names}  # units of each stream, in fold order
         self.dtype = dtype
         self.vocab = vocab
         # 500 bins put 0.1 and 0.9 on bin edges for [0, 1] and [-1, 1]

@@ -145,7 +145,7 @@ def _run(engine: Engine, batches, spec: ShardSpec, forward, tmp, stack, on_batch
         writer.close({
             "method": engine.method, "dtype": spec.dtype, "vocab_size": spec.vocab_size, "n_tokens": n_tokens,
             "all_streams": list(stats), "stored_streams": stored, "word_stats": folder.word_names,
-            "units": {n: e - s for n, (s, e) in folder.offsets.items()}, "outputs": kind,
+            "units": dict(folder.sizes), "outputs": kind,
             "keyframe_every": kf_every, "keyframe_streams": kf_names, "seconds": time.perf_counter() - t0,
             "n_windows": n_windows, "n_keyframes": n_keyframes, "n_doc_rows": n_doc_rows, "pad_id": pad_id,
             **extra,
