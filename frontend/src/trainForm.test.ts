@@ -28,7 +28,7 @@ describe('train form logic', () => {
     expect(g.map((x) => x.label)).toEqual(['data of the models here', 'built-in data sets'])
     expect(g[0].options.map((o) => o.value)).toEqual(['lines'])
     expect(g[1].options.map((o) => [o.value, o.disabled])).toEqual([['brown', false], ['ptb', true]])
-    expect(g[1].options[1].hint).toContain('rnnvis fetch ptb')
+    expect(g[1].options[1].hint).toContain('rnnvis data get ptb')
   })
 
   it('suggests a free name', () => {

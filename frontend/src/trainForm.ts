@@ -69,7 +69,7 @@ export function datasetOptions(builtin: Dataset[], modelData: string[]): { label
       label: 'built-in data sets',
       options: [
         ...fetched.map((d) => ({ value: d.name, label: `${d.name} — ${d.title}`, disabled: false, hint: `${d.level}-level ${d.task === 'classify' ? 'classification' : 'language model'}` })),
-        ...missing.map((d) => ({ value: d.name, label: `${d.name} (not fetched)`, disabled: true, hint: `fetch it first: rnnvis fetch ${d.name}` })),
+        ...missing.map((d) => ({ value: d.name, label: `${d.name} (not fetched)`, disabled: true, hint: `fetch it first: rnnvis data get ${d.name}` })),
       ],
     },
   ]

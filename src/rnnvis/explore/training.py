@@ -136,7 +136,7 @@ def train_config(ex: Explorer, body: Any) -> tuple[Any, Any]:
         row = next(r for r in list_datasets(ex.ws) if r["name"] == dataset)
         if not row["fetched"]:
             raise RnnvisError(f"the data set {dataset!r} is not fetched yet",
-                              f"fetch it first: rnnvis fetch {dataset}")
+                              f"fetch it first: rnnvis data get {dataset}")
         task, level = DATASETS[dataset].task, DATASETS[dataset].level
     else:
         raise NotFound(f"unknown data set {dataset!r}",
