@@ -1,0 +1,89 @@
+"""Bad input at the edges (issue 17): every case answers one clear error — `RnnvisError` from Python,
+one `rnnvis: error:` line from the CLI, `{error, fix}` JSON over HTTP — and nothing is half-done."""
+import json
+import math
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rnnvis.cli import main
+from rnnvis.errors import RnnvisError
+
+TEXTS = ["the cat sat on the mat", "a dog ran in the park", "the bird sang a song"] * 4
+
+
+def cli_error(capsys, *args):
+    """The one stderr line of a CLI command that must fail with status 2."""
+    code = main(list(args))
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("rnnvis: error: ") and " — " in lines[0], err
+    return lines[0]
+
+
+def is_error(body) -> bool:
+    return isinstance(body, dict) and set(body) >= {"error", "fix"} and bool(body["error"]) and bool(body["fix"])
+
+
+# -- 1. training parameters: declared once, checked by rnnvis.train, the CLI and POST /api/train ------------
+BAD_TRAIN = [
+    ("clip", -1.0, "clip=-1.0"), ("lr", math.inf, "lr=inf"), ("lr", 1e308, "lr=1e+308"), ("lr", 0.0, "lr=0.0"),
+    ("lr", math.nan, "lr=nan"), ("dropout", 5.0, "dropout=5.0"), ("dropout", 1.0, "dropout=1.0"),
+    ("layers", 4, "layers=4"), ("split_fractions", (math.nan, 0.5, 0.5), "split_fractions"),
+    ("split_fractions", (0.8, 0.8, 0.1), "split_fractions"), ("name", "", "model name ''"),
+    ("time_budget_s", math.nan, "time_budget_s=nan"),
+]
+
+
+@pytest.mark.parametrize("key, value, shown", BAD_TRAIN)
+def test_train_refuses_out_of_range_options_before_anything_runs(ws, catalog, key, value, shown):
+    from rnnvis.data import Corpus, Document
+    from rnnvis.models import TrainConfig, train
+
+    corpus = Corpus("t", [Document(str(i), t) for i, t in enumerate(TEXTS)])
+    cfg = TrainConfig(**{"name": "m", "emb": 4, "hidden": 4, "epochs": 1, "device": "cpu", key: value})
+    with pytest.raises(RnnvisError) as exc:
+        train(corpus, cfg, ws, catalog, progress=False)
+    assert shown in exc.value.what and exc.value.fix
+    if key not in ("name", "split_fractions"):
+        assert "must be" in exc.value.what  # names the range
+    assert catalog.runs() == []
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["--clip", "-1"], "clip=-1.0"), (["--lr", "inf"], "lr=inf"), (["--lr", "1e308"], "lr=1e+308"),
+    (["--dropout", "5"], "dropout=5.0"), (["--layers", "4"], "layers=4"), (["--name", ""], "model name ''"),
+])
+def test_cli_train_refuses_bad_options(tmp_path, capsys, args, shown):
+    data = tmp_path / "t.txt"
+    data.write_text("\n".join(TEXTS))
+    line = cli_error(capsys, "train", "--data", str(data), "--per-line", "--epochs", "1", "--emb", "4",
+                     "--hidden", "4", "--home", str(tmp_path / "home"), *args)
+    assert shown in line
+    assert not any((tmp_path / "home" / "checkpoints").glob("*"))
+
+
+@pytest.fixture
+def train_client(ws, catalog):
+    from rnnvis.explore.session import Explorer
+    from rnnvis.server import create_app
+
+    ex = Explorer(ws, catalog, warm=False)
+    ex.add_data("texts", TEXTS)
+    with TestClient(create_app(ws, explorer=ex), base_url="http://127.0.0.1:8000",
+                    raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize("extra, shown", [
+    ({"dropout": 5}, "dropout=5"), ({"layers": 4}, "layers=4"), ({"lr": 1e308}, "lr=1e+308"),
+    ({"clip": -1}, "clip=-1"), ({"split_fractions": "NaN"}, "split_fractions"),
+])
+def test_http_train_refuses_bad_options(train_client, extra, shown):
+    body = {"dataset": "texts", "emb": 4, "hidden": 4, "epochs": 1, **extra}
+    raw = json.dumps(body).replace('"NaN"', "[NaN, 0.5, 0.5]")  # JSON with NaN, as a client may send it
+    r = train_client.post("/api/train", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and is_error(r.json()), r.text
+    assert shown in r.json()["error"]
+    assert train_client.get("/api/jobs").json() == []
