@@ -87,3 +87,105 @@ def test_http_train_refuses_bad_options(train_client, extra, shown):
     assert r.status_code == 400 and is_error(r.json()), r.text
     assert shown in r.json()["error"]
     assert train_client.get("/api/jobs").json() == []
+
+
+# -- 2. user data: NaN labels, CSV fields over the csv module's limit, huge integer labels -----------------
+def test_jsonl_nan_label_is_refused(tmp_path):
+    from rnnvis.data import load_user_data
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a good film", "label": 1}\n{"text": "a bad film", "label": NaN}\n')
+    with pytest.raises(RnnvisError, match=r"line2: the label is nan") as exc:
+        load_user_data(path, label_column="label")
+    assert "NaN" in exc.value.fix
+
+
+def test_cli_train_on_jsonl_with_nan_labels_fails_clearly(tmp_path, capsys):
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(f'{{"text": "{t}", "label": {"NaN" if i % 2 else 1}}}\n' for i, t in enumerate(TEXTS)))
+    line = cli_error(capsys, "train", "--data", str(path), "--label-column", "label", "--epochs", "1",
+                     "--home", str(tmp_path / "home"))
+    assert "nan" in line
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_csv_field_over_the_field_limit_is_a_clear_error(tmp_path, header):
+    import csv
+
+    from rnnvis.data import load_user_data
+
+    big = "x" * (csv.field_size_limit() + 10)
+    path = tmp_path / "d.csv"
+    path.write_text(f"text,{big}\na b,1\n" if header else f"text,label\n\"{big}\",1\n")
+    with pytest.raises(RnnvisError, match="longer than") as exc:
+        load_user_data(path)
+    assert "line" in exc.value.what and "jsonl" in exc.value.fix
+
+
+@pytest.mark.parametrize("big", [20_000, 10 ** 12])
+def test_csv_large_integer_labels_map_to_their_distinct_values(tmp_path, big):
+    from rnnvis.data import load_user_data
+
+    path = tmp_path / "d.csv"
+    path.write_text(f"text,label\na good film,{big}\na bad film,7\nan ok film,{big}\n")
+    corpus = load_user_data(path, label_column="label")
+    assert corpus.task == "classify" and corpus.label_names == ["7", str(big)]
+    assert [d.label for d in corpus.documents] == [1, 0, 1]
+
+
+def test_small_integer_labels_stay_class_indices(tmp_path):
+    from rnnvis.data import load_user_data
+
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\na good film,2\na bad film,0\n")
+    corpus = load_user_data(path, label_column="label")
+    assert corpus.label_names == ["0", "1", "2"] and [d.label for d in corpus.documents] == [2, 0]
+
+
+# -- 4. FIFOs and devices are refused, never read -------------------------------------------------------
+def _unblock_after(path, seconds):
+    """Open `path` (a FIFO) for writing after `seconds`, so that a reader stuck on it comes back."""
+    import os
+    import threading
+
+    def go():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            os.close(fd)
+        except OSError:  # nobody is reading: the FIFO was refused, as it should be
+            pass
+
+    t = threading.Timer(seconds, go)
+    t.daemon = True
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_data_show_refuses_fifos_and_devices(tmp_path, capsys, kind):
+    import os
+    import time
+
+    if kind == "fifo":
+        path = tmp_path / "pipe.txt"
+        os.mkfifo(path)
+        timer = _unblock_after(path, 15)
+    else:
+        path, timer = "/dev/null", None
+    t0 = time.monotonic()
+    line = cli_error(capsys, "data", "show", str(path), "--home", str(tmp_path / "home"))
+    assert time.monotonic() - t0 < 10
+    assert "not a regular file" in line and ("FIFO" in line if kind == "fifo" else "device" in line)
+    if timer:
+        timer.cancel()
+
+
+def test_import_run_refuses_a_fifo(tmp_path, capsys):
+    import os
+
+    path = tmp_path / "m.csv"
+    os.mkfifo(path)
+    timer = _unblock_after(path, 15)
+    line = cli_error(capsys, "import-run", str(path), "--home", str(tmp_path / "home"))
+    assert "m.csv" in line
+    timer.cancel()
