@@ -189,3 +189,21 @@ def test_import_run_refuses_a_fifo(tmp_path, capsys):
     line = cli_error(capsys, "import-run", str(path), "--home", str(tmp_path / "home"))
     assert "m.csv" in line
     timer.cancel()
+
+
+# -- 3. import-run: Latin-1, binary and out-of-range CSVs -------------------------------------------------
+@pytest.mark.parametrize("content, needle", [
+    ("step,loss,note\n1,2.5,caf\xe9\n".encode("latin-1"), "not UTF-8"),
+    (b"\x00\x01\x02\xffPK\x03\x04" * 50, "binary"),
+    (b"step,loss\n1e300,2.5\n", "out of range"),
+    (b"step,loss\n99999999999999999999,2.5\n", "out of range"),
+    (b"step,epoch,loss\n1,inf,2.5\n", "epoch"),
+])
+def test_import_run_bad_csv_is_one_line(tmp_path, capsys, content, needle):
+    from rnnvis.catalog import Catalog
+
+    path = tmp_path / "m.csv"
+    path.write_bytes(content)
+    line = cli_error(capsys, "import-run", str(path), "--home", str(tmp_path / "home"))
+    assert needle in line and "m.csv" in line
+    assert Catalog(tmp_path / "home" / "catalog.sqlite").runs() == []
