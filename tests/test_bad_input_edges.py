@@ -207,3 +207,104 @@ def test_import_run_bad_csv_is_one_line(tmp_path, capsys, content, needle):
     line = cli_error(capsys, "import-run", str(path), "--home", str(tmp_path / "home"))
     assert needle in line and "m.csv" in line
     assert Catalog(tmp_path / "home" / "catalog.sqlite").runs() == []
+
+
+# -- 5, 6, 8. HTTP: no 500s on odd input, framework errors as {error, fix}, exact model references ---------
+@pytest.fixture(scope="module")
+def lm_app(tmp_path_factory):
+    """An app over a workspace with one tiny trained word LM ("wlm"), and its catalog."""
+    import torch
+
+    from rnnvis.catalog import Catalog
+    from rnnvis.data import Corpus, Document
+    from rnnvis.models import TrainConfig, train
+    from rnnvis.server import create_app
+    from rnnvis.workspace import Workspace
+
+    ws = Workspace.open(tmp_path_factory.mktemp("edges") / "home")
+    catalog = Catalog(ws.catalog_path)
+    torch.manual_seed(0)
+    corpus = Corpus("lines", [Document(str(i), t) for i, t in enumerate(TEXTS)])
+    train(corpus, TrainConfig(name="wlm", emb=4, hidden=6, epochs=1, batch_size=4, bptt=8, device="cpu"),
+          ws, catalog, progress=False)
+    with TestClient(create_app(ws), base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as client:
+        yield client, catalog
+
+
+def post_json(client, path, raw: bytes, tries=60):
+    """POST a raw JSON body; a 409 (the view recording is being made) is retried."""
+    import time
+
+    for _ in range(tries):
+        r = client.post(path, content=raw, headers={"content-type": "application/json"})
+        if r.status_code != 409:
+            return r
+        time.sleep(0.5)
+    return r
+
+
+def test_saliency_steps_nan_is_a_422_not_a_500(lm_app):
+    client, _ = lm_app
+    r = post_json(client, "/api/models/wlm/saliency", b'{"text": "the cat", "steps": NaN}')
+    assert r.status_code == 422 and is_error(r.json()) and "steps" in r.json()["error"], r.text
+
+
+def test_huge_run_id_is_a_404_not_a_500(lm_app):
+    client, _ = lm_app
+    r = client.get("/api/runs/99999999999999999999/metrics")
+    assert r.status_code == 404 and is_error(r.json()), r.text
+    assert client.get("/api/runs/-1/metrics").status_code == 404
+
+
+@pytest.mark.parametrize("endpoint", ["sentence", "saliency"])
+def test_lone_surrogate_in_typed_text_is_refused(lm_app, endpoint):
+    client, _ = lm_app
+    r = post_json(client, f"/api/models/wlm/{endpoint}", b'{"text": "\\ud800 the cat"}')
+    assert r.status_code == 422 and is_error(r.json()), r.text
+    assert "surrogate" in r.json()["error"]
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("GET", "/api/models/wlm%2F..%2Fx/info", None),
+    ("GET", "/api/models/..%2F..%2Fetc/metrics", None),
+    ("GET", "/api/jobs/a%2Fb", None),
+    ("POST", "/api/jobs/a%2F..%2Fb/cancel", None),
+    ("GET", "/api/no-such-endpoint", None),
+    ("POST", "/api/models/wlm/sentence", b'{"text": "\xff\xfe the cat"}'),
+    ("POST", "/api/models/wlm/sentence", b"[" * 100_000 + b"]" * 100_000),
+])
+def test_framework_errors_answer_error_and_fix(lm_app, method, path, body):
+    client, _ = lm_app
+    r = client.request(method, path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code in (400, 404) and is_error(r.json()) and "detail" not in r.json(), r.text
+
+
+def test_405_lists_the_methods_the_path_allows(ws, monkeypatch, tmp_path):
+    import rnnvis.server.app as app_module
+    from rnnvis.server import create_app
+
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "index.html").write_text("<!doctype html><title>app</title>")
+    for web_dir in (tmp_path / "no-web", web):  # without and with the built web app mounted at /
+        monkeypatch.setattr(app_module, "WEB_DIR", web_dir)
+        client = TestClient(create_app(ws), base_url="http://127.0.0.1:8000")
+        for method, path, allow in (("POST", "/api/models", "GET"), ("GET", "/api/models/x/record", "POST"),
+                                    ("DELETE", "/api/jobs", "GET"), ("PUT", "/api/train", "POST")):
+            r = client.request(method, path)
+            assert r.status_code == 405 and r.headers.get("allow") == allow, (web_dir, path, r.headers, r.text)
+            assert is_error(r.json()) and allow in r.json()["fix"]
+        r = client.post("/api/nothing-here")
+        assert r.status_code == 404 and is_error(r.json())
+        if web_dir == web:
+            assert client.get("/").status_code == 200
+
+
+def test_model_reference_is_never_a_like_pattern(lm_app):
+    client, catalog = lm_app
+    model_id = catalog.find_model("wlm")["id"]
+    assert catalog.find_model(model_id[:8])["id"] == model_id  # an id prefix of letters and digits
+    for ref in ("%" + model_id[20:28], "_" * 8 + model_id[8:16], model_id[:6] + "%", "%%%%%%"):
+        with pytest.raises(RnnvisError, match="unknown model"):
+            catalog.find_model(ref)
+    assert client.get("/api/models/%25" + model_id[20:28]).status_code == 404
