@@ -308,3 +308,38 @@ def test_model_reference_is_never_a_like_pattern(lm_app):
         with pytest.raises(RnnvisError, match="unknown model"):
             catalog.find_model(ref)
     assert client.get("/api/models/%25" + model_id[20:28]).status_code == 404
+
+
+# -- 9. only the server's own origin is same-site; host names are case-insensitive; 401 before 413 ----------
+def test_other_origins_on_this_machine_cannot_post(ws):
+    from rnnvis.server import create_app
+
+    client = TestClient(create_app(ws), base_url="http://127.0.0.1:8000")
+    for origin in ("http://localhost:3000", "http://127.0.0.1:9999", "https://localhost", "https://127.0.0.1:8000",
+                   "http://localhost", "http://127.0.0.1:80"):
+        r = client.post("/api/models/x/record", headers={"origin": origin})
+        assert r.status_code == 403 and is_error(r.json()), (origin, r.text)
+    for origin in ("http://127.0.0.1:8000", "http://localhost:8000", "http://LOCALHOST:8000"):
+        r = client.post("/api/models/x/record", headers={"origin": origin})
+        assert r.status_code == 404 and "unknown model" in r.json()["error"], (origin, r.text)  # past the guard
+
+
+def test_host_names_are_case_insensitive(ws):
+    from rnnvis.server import create_app
+
+    client = TestClient(create_app(ws), base_url="http://127.0.0.1:8000")
+    for host in ("LOCALHOST:8000", "LocalHost", "127.0.0.1:8000"):
+        assert client.get("/api/health", headers={"host": host}).status_code == 200, host
+    assert client.get("/api/health", headers={"host": "EVIL.example"}).status_code == 403
+
+
+def test_token_is_checked_before_the_body_size(ws):
+    from rnnvis.server import create_app
+
+    client = TestClient(create_app(ws, host="0.0.0.0", token="sekrit"), base_url="http://10.1.2.3:8000")
+    body = b'{"text": "' + b"a " * 600_000 + b'"}'  # 1.2 MB
+    r = client.post("/api/models/x/sentence", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 401 and is_error(r.json())
+    r = client.post("/api/models/x/sentence", content=body,
+                    headers={"content-type": "application/json", "authorization": "token sekrit"})
+    assert r.status_code == 413 and is_error(r.json())

@@ -149,9 +149,11 @@ def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None,
     app.state.ws = ws
     app.state.catalog = Catalog(ws.catalog_path)
     app.state.explorer = explorer if explorer is not None else Explorer(ws, app.state.catalog)
+    # the last added middleware runs first: the host, origin and token checks come before the body-size
+    # limit, so a client without the token gets 401, not 413, whatever it sends
+    app.add_middleware(BodyLimit)
     app.add_middleware(GuardMiddleware, hosts=None if host in ("0.0.0.0", "::") else allowed_hosts(host),
                        token=token)
-    app.add_middleware(BodyLimit)
 
     @app.exception_handler(RnnvisError)
     async def _rnnvis_error(_: Request, exc: RnnvisError) -> JSONResponse:
