@@ -343,3 +343,33 @@ def test_token_is_checked_before_the_body_size(ws):
     r = client.post("/api/models/x/sentence", content=body,
                     headers={"content-type": "application/json", "authorization": "token sekrit"})
     assert r.status_code == 413 and is_error(r.json())
+
+
+# -- 10. serve: a bad host or a port in use is one error line, before "serving ... at ..." --------------------
+def test_serve_on_an_impossible_host_is_one_error_line(tmp_path, capsys):
+    line = cli_error(capsys, "serve", "--host", "999.1.1.1", "--port", "8765", "--home", str(tmp_path / "home"))
+    assert "999.1.1.1" in line and "--host" in line
+
+
+def test_serve_on_a_port_in_use_is_one_error_line(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        line = cli_error(capsys, "serve", "--port", str(port), "--home", str(tmp_path / "home"))
+    assert f"port {port}" in line and "in use" in line and "--port" in line
+
+
+def test_python_serve_on_a_port_in_use_is_a_clear_error(tmp_path):
+    import socket
+
+    import rnnvis
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(RnnvisError, match="already in use"):
+            rnnvis.serve(home=tmp_path / "home", port=port, block=True, quiet=True)
