@@ -373,3 +373,12 @@ def test_python_serve_on_a_port_in_use_is_a_clear_error(tmp_path):
         port = busy.getsockname()[1]
         with pytest.raises(RnnvisError, match="already in use"):
             rnnvis.serve(home=tmp_path / "home", port=port, block=True, quiet=True)
+
+
+# -- 7. the "not fetched" fix names a real command ---------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="the message is in src/rnnvis/explore/training.py (and the web form's hint in "
+                   "frontend/src/trainForm.ts), outside this change: it still says `rnnvis fetch NAME`")
+def test_not_fetched_fix_names_rnnvis_data_get(train_client):
+    r = train_client.post("/api/train", json={"dataset": "shakespeare"})
+    assert r.status_code == 400 and is_error(r.json())
+    assert "rnnvis data get shakespeare" in r.json()["fix"]

@@ -289,7 +289,8 @@ def import_tensorboard(catalog: Catalog, path: str | Path, name: str | None = No
                        config: dict | None = None, verify_data: bool = False) -> ImportedRun:
     """Import the scalar summaries of a TensorBoard log directory (or one event file) as a finished run."""
     root = Path(path)
-    files = [root] if root.is_file() else sorted(root.rglob("events.out.tfevents*")) if root.is_dir() else []
+    files = [root] if root.is_file() else sorted(f for f in root.rglob("events.out.tfevents*") if f.is_file()) \
+        if root.is_dir() else []  # regular files only: a FIFO among them would block the import forever
     if not files:
         raise RnnvisError(f"no TensorBoard event files at {root}",
                           "point at a log directory holding 'events.out.tfevents.*' files")
