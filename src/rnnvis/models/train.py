@@ -106,6 +106,9 @@ class TrainConfig:
                 bad(f"unknown {label} {getattr(self, key)!r}", f"use {', '.join(choices[:-1])} or {choices[-1]}")
         for key, limit in LIMITS.items():
             limit.check(key, getattr(self, key))
+        for key in FLAGS:
+            if not isinstance(getattr(self, key), bool):
+                bad(f"training option {key}={getattr(self, key)!r} must be true or false", f"set {key} to True or False")
         check_split_fractions(self.split_fractions)
         name = self.name
         if not isinstance(name, str) or not name.strip() or name in (".", "..") or "/" in name or "\\" in name \
@@ -147,6 +150,7 @@ CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {  # option: (its name in mess
     "pooling": ("pooling", POOLINGS), "optimizer": ("optimizer", OPTIMIZERS),
     "lr_schedule": ("lr schedule", SCHEDULES),
 }
+FLAGS = ("bidirectional", "tie_weights", "lower")
 INT64 = 2 ** 63 - 1
 LIMITS: dict[str, Limit] = {  # every numeric option of TrainConfig, declared once
     "layers": Limit(1, MAX_LAYERS, integer=True),  # the model zoo's limit
