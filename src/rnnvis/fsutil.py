@@ -77,7 +77,8 @@ def read_user_file(path: str | os.PathLike) -> bytes:
 
     A FIFO, socket or device is refused with a RnnvisError instead of read: reading a FIFO nobody
     writes blocks forever, and a device such as /dev/zero never ends. The file is opened without
-    blocking and checked on the open descriptor, so a path swapped after a check cannot slip by.
+    blocking (O_NONBLOCK: opening a FIFO returns at once; reads of a regular file ignore the flag) and
+    checked on the open descriptor, so a path swapped after a check cannot slip by.
     """
     from .errors import RnnvisError
 
@@ -90,7 +91,6 @@ def read_user_file(path: str | os.PathLike) -> bytes:
         if not stat.S_ISREG(mode):
             raise RnnvisError(f"{path} is {_kind(mode)}, not a regular file",
                               "give a regular file (save the data to a file first)")
-        os.set_blocking(fd, True)
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read()
     except OSError as exc:
