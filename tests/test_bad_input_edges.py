@@ -324,6 +324,15 @@ def test_other_origins_on_this_machine_cannot_post(ws):
         assert r.status_code == 404 and "unknown model" in r.json()["error"], (origin, r.text)  # past the guard
 
 
+def test_origin_parts():
+    from rnnvis.server.security import origin_parts
+
+    assert origin_parts("http://[::1]:8000") == ("http", "[::1]", 8000)
+    assert origin_parts("https://LOCALHOST") == ("https", "localhost", 443)
+    assert origin_parts("http://127.0.0.1:99999999") == ("http", "127.0.0.1", None)
+    assert origin_parts("null") == ("", "null", None)
+
+
 def test_host_names_are_case_insensitive(ws):
     from rnnvis.server import create_app
 
