@@ -185,7 +185,9 @@ class Catalog:
         return [{**dict(r), "config": json.loads(r["config"])} for r in rows]
 
     def get_run(self, run_id: int) -> dict:
-        row = self._conn().execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        row = None
+        if isinstance(run_id, int) and 0 <= run_id < 2 ** 63:  # beyond SQLite's integers no run can exist
+            row = self._conn().execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise NotFound(f"no training run with id {run_id}", "see `rnnvis runs` for the list")
         return {**dict(row), "config": json.loads(row["config"])}
@@ -232,14 +234,15 @@ class Catalog:
         return [self._model_row(r) for r in rows]
 
     def find_model(self, ref: str) -> dict:
-        """A model by content id (or unique id prefix), or by name (its 'best', else newest)."""
+        """A model by name (its 'best', else newest), or by content id or a unique id prefix of at least
+        6 letters and digits. Matched exactly, never as a pattern: '%' or '_' in `ref` are plain characters."""
         db = self._conn()
         rows = db.execute("SELECT * FROM models WHERE name=? ORDER BY created_at DESC", (ref,)).fetchall()
         if rows:
             best = [r for r in rows if r["tag"] == "best"]
             return self._model_row((best or rows)[0])
-        if len(ref) >= 6:
-            rows = db.execute("SELECT * FROM models WHERE id LIKE ?", (ref + "%",)).fetchall()
+        if len(ref) >= 6 and ref.isascii() and ref.isalnum():
+            rows = db.execute("SELECT * FROM models WHERE substr(id, 1, ?) = ?", (len(ref), ref)).fetchall()
             if len(rows) == 1:
                 return self._model_row(rows[0])
         names = sorted({r["name"] for r in db.execute("SELECT name FROM models")})

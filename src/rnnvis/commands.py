@@ -89,8 +89,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if task == "classify" and corpus.task != "classify":
         raise RnnvisError(f"the data {args.data!r} has no labels, so it cannot train a classifier",
                           "give --label-column for CSV/JSONL data, or use --task lm")
+    # --name '' is refused by TrainConfig.validate, not replaced by the default name
     config = TrainConfig(
-        name=args.name or f"{corpus.name}-{args.cell}", task=task, level=level, cell=args.cell,
+        name=f"{corpus.name}-{args.cell}" if args.name is None else args.name, task=task, level=level,
+        cell=args.cell,
         layers=args.layers, emb=args.emb, hidden=args.hidden, dropout=args.dropout,
         bidirectional=args.bidirectional, pooling=args.pooling, max_vocab=args.max_vocab,
         min_count=args.min_count, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,

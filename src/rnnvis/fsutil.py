@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -61,3 +62,38 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_user_file(path: str | os.PathLike) -> bytes:
+    """The bytes of a user's file, which must be a regular file.
+
+    A FIFO, socket or device is refused with a RnnvisError instead of read: reading a FIFO nobody
+    writes blocks forever, and a device such as /dev/zero never ends. The file is opened without
+    blocking (O_NONBLOCK: opening a FIFO returns at once; reads of a regular file ignore the flag) and
+    checked on the open descriptor, so a path swapped after a check cannot slip by.
+    """
+    from .errors import RnnvisError
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise RnnvisError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise RnnvisError(f"{path} is {_kind(mode)}, not a regular file",
+                              "give a regular file (save the data to a file first)")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError as exc:
+        raise RnnvisError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
+    finally:
+        os.close(fd)

@@ -21,6 +21,7 @@ The split of a scalar is taken from its directory (``logs/valid/events...``) or 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import struct
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ from typing import Iterator
 
 from rnnvis.catalog import Catalog
 from rnnvis.errors import RnnvisError
+from rnnvis.fsutil import read_user_file
 
+MAX_STEP = 2 ** 63 - 1  # steps are SQLite integers
 SPLITS = {"train": "train", "training": "train", "valid": "valid", "validation": "valid", "val": "valid",
           "dev": "valid", "eval": "valid", "test": "test"}
 
@@ -59,41 +62,69 @@ def _number(text: str, what: str) -> float | None:
 def read_csv_metrics(path: str | Path, split: str = "train") -> tuple[list[tuple[int, float | None, str, dict]], int]:
     """([(step, epoch, split, {key: value})], skipped cells) of a metrics CSV, all checked."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise RnnvisError(f"no CSV file at {p}", "check the path")
-    with p.open(newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheet exports start with a BOM
-        reader = csv.reader(f)
-        header = [h.strip() for h in next(reader, [])]
-        cols = {h.lower(): i for i, h in enumerate(header)}
-        if "step" not in cols:
-            raise RnnvisError(f"{p.name} has no 'step' column (columns: {header})",
-                              "name the column of training steps 'step'")
-        special = {cols["step"], cols.get("epoch", -1), cols.get("split", -1)}
-        metrics = [(i, h) for i, h in enumerate(header) if i not in special and h]
-        if not metrics:
-            raise RnnvisError(f"{p.name} has no metric columns (columns: {header})",
-                              "add one column per metric after step / epoch / split")
-        rows, skipped = [], 0
-        for line, row in enumerate(reader, start=2):
-            if not any(c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise RnnvisError(f"{p.name} line {line} has {len(row)} cells for {len(header)} columns {header}",
-                                  "give every row one cell per column")
-            step = _number(row[cols["step"]], f"{p.name} line {line}, column 'step'")
-            if step is None or not math.isfinite(step) or step != int(step):
-                raise RnnvisError(f"{p.name} line {line}: step {row[cols['step']]!r} is not an integer",
-                                  f"every row needs an integer step (columns: {header})")
-            epoch = _number(row[cols["epoch"]], f"{p.name} line {line}, column 'epoch'") if "epoch" in cols else None
-            sp = row[cols["split"]].strip() if "split" in cols else split
-            values = {}
-            for i, h in metrics:
-                v = _number(row[i], f"{p.name} line {line}, column {h!r} (columns: {header})")
-                if v is None or not math.isfinite(v):
-                    skipped += 1
-                else:
-                    values[h] = v
-            rows.append((int(step), epoch, SPLITS.get(sp.lower(), sp) or split, values))
+    try:
+        with io.StringIO(_csv_text(p), newline="") as f:
+            return _read_csv_rows(p, csv.reader(f), split)
+    except csv.Error as exc:  # a NUL byte, a field over the csv module's limit, bad quoting
+        raise RnnvisError(f"{p.name} is not a readable CSV file: {exc}",
+                          "export the metrics as a plain-text CSV (one row per step)") from exc
+
+
+def _csv_text(p: Path) -> str:
+    """The text of a metrics CSV: a regular file (never a FIFO or a device) of UTF-8 text."""
+    data = read_user_file(p)
+    if b"\0" in data:
+        raise RnnvisError(f"{p.name} is a binary file, not a CSV text file",
+                          "export the metrics as a CSV, or give a TensorBoard log with --format tensorboard")
+    try:
+        return data.decode("utf-8-sig")  # -sig: spreadsheet exports start with a BOM
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RnnvisError(f"{p.name} is not UTF-8 text (undecodable byte 0x{data[exc.start]:02x} on line {line})",
+                          "re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 IN > OUT`") from exc
+
+
+def _read_csv_rows(p: Path, reader, split: str) -> tuple[list[tuple[int, float | None, str, dict]], int]:
+    """([(step, epoch, split, {key: value})], skipped cells) of the rows of a metrics CSV, all checked."""
+    header = [h.strip() for h in next(reader, [])]
+    cols = {h.lower(): i for i, h in enumerate(header)}
+    if "step" not in cols:
+        raise RnnvisError(f"{p.name} has no 'step' column (columns: {header})",
+                          "name the column of training steps 'step'")
+    special = {cols["step"], cols.get("epoch", -1), cols.get("split", -1)}
+    metrics = [(i, h) for i, h in enumerate(header) if i not in special and h]
+    if not metrics:
+        raise RnnvisError(f"{p.name} has no metric columns (columns: {header})",
+                          "add one column per metric after step / epoch / split")
+    rows, skipped = [], 0
+    for line, row in enumerate(reader, start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise RnnvisError(f"{p.name} line {line} has {len(row)} cells for {len(header)} columns {header}",
+                              "give every row one cell per column")
+        step = _number(row[cols["step"]], f"{p.name} line {line}, column 'step'")
+        if step is None or not math.isfinite(step) or step != int(step):
+            raise RnnvisError(f"{p.name} line {line}: step {row[cols['step']]!r} is not an integer",
+                              f"every row needs an integer step (columns: {header})")
+        if not -MAX_STEP - 1 <= step <= MAX_STEP:
+            raise RnnvisError(f"{p.name} line {line}: step {row[cols['step']].strip()} is out of range",
+                              f"steps must be whole numbers between -2^63 and 2^63-1 ({MAX_STEP:,})")
+        epoch = _number(row[cols["epoch"]], f"{p.name} line {line}, column 'epoch'") if "epoch" in cols else None
+        if epoch is not None and not math.isfinite(epoch):
+            raise RnnvisError(f"{p.name} line {line}: epoch {row[cols['epoch']].strip()} is not a finite number",
+                              "give a finite epoch, or leave the cell empty")
+        sp = row[cols["split"]].strip() if "split" in cols else split
+        values = {}
+        for i, h in metrics:
+            v = _number(row[i], f"{p.name} line {line}, column {h!r} (columns: {header})")
+            if v is None or not math.isfinite(v):
+                skipped += 1
+            else:
+                values[h] = v
+        rows.append((int(step), epoch, SPLITS.get(sp.lower(), sp) or split, values))
     if not rows:
         raise RnnvisError(f"{p.name} has no data rows", "export the metrics with one row per step")
     return rows, skipped
@@ -258,7 +289,8 @@ def import_tensorboard(catalog: Catalog, path: str | Path, name: str | None = No
                        config: dict | None = None, verify_data: bool = False) -> ImportedRun:
     """Import the scalar summaries of a TensorBoard log directory (or one event file) as a finished run."""
     root = Path(path)
-    files = [root] if root.is_file() else sorted(root.rglob("events.out.tfevents*")) if root.is_dir() else []
+    files = [root] if root.is_file() else sorted(f for f in root.rglob("events.out.tfevents*") if f.is_file()) \
+        if root.is_dir() else []  # regular files only: a FIFO among them would block the import forever
     if not files:
         raise RnnvisError(f"no TensorBoard event files at {root}",
                           "point at a log directory holding 'events.out.tfevents.*' files")

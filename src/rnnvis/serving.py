@@ -114,11 +114,13 @@ def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | Non
     """
     import uvicorn
 
+    from .server import check_address
     from .server.app import create_app
     from .server.security import is_loopback, new_token
 
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise RnnvisError(f"port {port!r} is out of range", "use a port between 1 and 65535 (0: any free port)")
+    check_address(host, port)  # a bad host or a port in use: one clear error before anything starts
     ex = _explorer(models, data, home, max_tokens)
     if not is_loopback(host) and not token:
         token = new_token()

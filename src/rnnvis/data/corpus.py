@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 import random
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -107,15 +109,26 @@ class Splits:
         return cls(int(obj["seed"]), tuple(obj["fractions"]), {k: list(v) for k, v in obj["indices"].items()})
 
 
+def check_split_fractions(fractions: Any) -> tuple[float, float, float]:
+    """The (train, valid, test) fractions as floats, or a RnnvisError: three finite numbers in [0, 1] that
+    sum to 1 (NaN would pass a plain `< 0` test and split on nonsense)."""
+    ok = (isinstance(fractions, (list, tuple)) and len(fractions) == 3
+          and all(isinstance(f, numbers.Real) and not isinstance(f, bool) and math.isfinite(f) and 0 <= f <= 1
+                  for f in fractions))
+    if not ok or abs(sum(fractions) - 1) > 1e-6:
+        shown = list(fractions) if isinstance(fractions, (list, tuple)) else fractions
+        raise RnnvisError(f"split_fractions={shown!r} is not valid: it must be three finite numbers in [0, 1] "
+                          "(train, valid, test) summing to 1", "for example 0.8,0.1,0.1")
+    return tuple(float(f) for f in fractions)
+
+
 def make_splits(corpus: Corpus, seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> Splits:
     """Shuffle documents with `seed` and cut into train/valid/test by `fractions`.
 
     A corpus whose info carries `fixed_splits` ({split: [doc index]}) keeps them.
     Every split gets at least one document when the corpus has three or more.
     """
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise RnnvisError(f"split fractions {list(fractions)} must be three non-negative numbers summing to 1",
-                          "for example 0.8,0.1,0.1")
+    check_split_fractions(fractions)
     fixed = corpus.info.get("fixed_splits")
     if fixed:
         return Splits(seed, tuple(fractions), {k: list(fixed[k]) for k in SPLITS})

@@ -2,7 +2,11 @@
 
 Every problem ends in one RnnvisError that names the file (and line or row) and says
 how to fix it. Labels: strings map to class indices in sorted order (label_names keep
-the strings); non-negative integers stay as they are; real numbers make a "regress" task.
+the strings); integers in 0..MAX_CLASSES-1 stay as they are (class indices), other integers
+(negative or large, e.g. ids or years) map to indices in sorted order, so a label of 10^12 never
+makes 10^12 classes; real numbers make a "regress" task. NaN and infinite labels are refused, and so
+is a label column with more than MAX_CLASSES distinct values. Files are read only when they are
+regular files (a FIFO or a device is refused, never read).
 """
 from __future__ import annotations
 
@@ -16,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RnnvisError
+from ..fsutil import read_user_file
 from .corpus import Corpus, Document
 
 FORMATS = ("text", "csv", "jsonl")
 _SUFFIX_FORMAT = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 _INT_RE = re.compile(r"[+-]?\d+")
+MAX_CLASSES = 10_000  # distinct labels of a classification corpus
 
 
 def guess_format(path: Path) -> str:
@@ -31,10 +37,7 @@ def guess_format(path: Path) -> str:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RnnvisError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
+    data = read_user_file(path)  # a FIFO or a device is refused, not read
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -71,7 +74,10 @@ def _load_csv(path: Path, text_column: str, label_column: str | None) -> list[tu
     text = _read_text(path)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
-    columns = reader.fieldnames or []
+    try:
+        columns = reader.fieldnames or []
+    except csv.Error as exc:
+        raise _csv_error(path, reader.line_num, exc) from exc
     if not columns:
         raise RnnvisError(f"{path} is empty: no header row", "the first row must name the columns, e.g. text,label")
     for col, opt in ((text_column, "text_column"), (label_column, "label_column")):
@@ -83,9 +89,16 @@ def _load_csv(path: Path, text_column: str, label_column: str | None) -> list[tu
         for n, row in enumerate(reader, 2):  # line 1 is the header
             rows.append((f"row{n}", row.get(text_column) or "", row.get(label_column) if label_column else None))
     except csv.Error as exc:
-        raise RnnvisError(f"{path} is not valid CSV near line {reader.line_num}: {exc}",
-                          "check the quoting on that line") from exc
+        raise _csv_error(path, reader.line_num, exc) from exc
     return rows
+
+
+def _csv_error(path: Path, line: int, exc: csv.Error) -> RnnvisError:
+    if "field larger than field limit" in str(exc):
+        return RnnvisError(f"{path} line {max(line, 1)} has a field longer than {csv.field_size_limit():,} characters "
+                           "(the most a CSV field may hold)",
+                           "split the long text into several rows, or use JSON lines (.jsonl) for long documents")
+    return RnnvisError(f"{path} is not valid CSV near line {max(line, 1)}: {exc}", "check the quoting on that line")
 
 
 def _load_jsonl(path: Path, text_column: str, label_column: str | None) -> list[tuple[str, str, Any]]:
@@ -122,12 +135,25 @@ def encode_labels(raw: list[Any], where: list[str], path: Path) -> tuple[list[in
         if isinstance(value, (dict, list)):
             raise RnnvisError(f"{path} {w}: the label is a JSON {type(value).__name__}",
                               "labels must be strings or numbers")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RnnvisError(f"{path} {w}: the label is {value!r}, not a class or a number",
+                              "give every row a real label (NaN and Infinity are not labels), or drop the row")
+    labels, names, task = _encode(raw)
+    if names is not None and len(names) > MAX_CLASSES:
+        raise RnnvisError(f"{path}: the label column has {len(names):,} distinct values, more than the "
+                          f"{MAX_CLASSES:,} classes a classifier may have",
+                          "check that the label column holds classes (not ids or free text), or choose another one")
+    return labels, names, task
+
+
+def _encode(raw: list[Any]) -> tuple[list[int | float], list[str] | None, str]:
     if all(isinstance(v, bool) for v in raw):
         raw = [str(v).lower() for v in raw]
     ints = [_as_int(v) for v in raw]
     if all(i is not None for i in ints):
-        if min(ints) >= 0:  # class indices as given; label_names index them
+        if min(ints) >= 0 and max(ints) < MAX_CLASSES:  # class indices as given; label_names index them
             return ints, [str(i) for i in range(max(ints) + 1)], "classify"
+        # negative or large integers (years, ids, 10^12): one class per distinct value, in sorted order
         values = sorted(set(ints))
         index = {v: i for i, v in enumerate(values)}
         return [index[v] for v in ints], [str(v) for v in values], "classify"
@@ -164,7 +190,7 @@ def _as_float(v: Any) -> float | None:
 def _fingerprint_files(path: Path) -> str:
     h = hashlib.sha256()
     for f in (_text_files(path) if path.is_dir() else [path]):
-        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+        h.update(f.name.encode() + b"\0" + read_user_file(f) + b"\0")
     return h.hexdigest()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import random
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..catalog import Catalog
-from ..data.corpus import Corpus
+from ..data.corpus import Corpus, check_split_fractions
 from ..data.tokenize import make_tokenizer
 from ..errors import RnnvisError
 from ..progress import progress_bar
@@ -29,7 +30,7 @@ from ..workspace import Workspace
 from .batching import batchify, bptt_windows, classify_batches, doc_labels, lm_stream, num_bptt_windows, take_tokens
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluate import evaluate, lm_metrics
-from .zoo import CELLS, POOLINGS, build_model, resolve_device
+from .zoo import CELLS, MAX_LAYERS, POOLINGS, build_model, resolve_device
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "plateau", "cosine", "step")
@@ -94,28 +95,88 @@ class TrainConfig:
         return cls(**obj)
 
     def validate(self) -> None:
+        """Refuse any option outside `LIMITS` (or an unknown choice) with a message naming the option, its
+        value and the allowed range. The one check of training options: the CLI, POST /api/train and
+        `rnnvis.train` all go through it, before anything is loaded or written."""
         def bad(what: str, fix: str) -> None:
             raise RnnvisError(what, fix)
 
-        if self.task not in ("lm", "classify"):
-            bad(f"unknown task {self.task!r}", "use lm or classify")
-        if self.level not in ("word", "char"):
-            bad(f"unknown level {self.level!r}", "use word or char")
-        if self.cell not in CELLS:
-            bad(f"unknown cell type {self.cell!r}", "use rnn, gru or lstm")
-        if self.pooling not in POOLINGS:
-            bad(f"unknown pooling {self.pooling!r}", "use last, mean or max")
-        if self.optimizer not in OPTIMIZERS:
-            bad(f"unknown optimizer {self.optimizer!r}", "use adam or sgd")
-        if self.lr_schedule not in SCHEDULES:
-            bad(f"unknown lr schedule {self.lr_schedule!r}", "use none, plateau, cosine or step")
-        for key in ("epochs", "batch_size", "bptt", "max_len", "eval_window", "log_every", "lr_step_size"):
-            if int(getattr(self, key)) < 1:
-                bad(f"{key}={getattr(self, key)} must be at least 1", f"set {key} to a positive number")
-        if not self.lr > 0:
-            bad(f"learning rate {self.lr} must be positive", "use e.g. 0.002 for adam, 1.0 for sgd")
-        if self.name in ("", ".", "..") or "/" in self.name or "\\" in self.name:
-            bad(f"model name {self.name!r} cannot be used as a folder name", "use letters, digits, - and _")
+        for key, (label, choices) in CHOICES.items():
+            if getattr(self, key) not in choices:
+                bad(f"unknown {label} {getattr(self, key)!r}", f"use {', '.join(choices[:-1])} or {choices[-1]}")
+        for key, limit in LIMITS.items():
+            limit.check(key, getattr(self, key))
+        for key in FLAGS:
+            if not isinstance(getattr(self, key), bool):
+                bad(f"training option {key}={getattr(self, key)!r} must be true or false", f"set {key} to True or False")
+        check_split_fractions(self.split_fractions)
+        name = self.name
+        if not isinstance(name, str) or not name.strip() or name in (".", "..") or "/" in name or "\\" in name \
+                or len(name) > 100 or not name.isprintable():
+            bad(f"model name {name!r} cannot be used as a folder name",
+                "use 1-100 letters, digits, - and _ (e.g. --name my-model)")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The allowed values of one numeric training option: a finite number (a whole one if `integer`) in
+    [lo, hi] (`lo_open`: lo itself excluded); `optional`: None is allowed too."""
+
+    lo: float
+    hi: float
+    integer: bool = False
+    lo_open: bool = False
+    optional: bool = False
+
+    def describe(self) -> str:
+        kind = "a whole number" if self.integer else "a finite number"
+        lo = f"> {self.lo:g}" if self.lo_open else f"≥ {self.lo:g}"
+        return f"{kind} {lo} and ≤ {self.hi:g}" + (" (or unset)" if self.optional else "")
+
+    def check(self, key: str, value: Any) -> None:
+        if value is None and self.optional:
+            return
+        kind = numbers.Integral if self.integer else numbers.Real
+        ok = isinstance(value, kind) and not isinstance(value, bool) \
+            and (isinstance(value, numbers.Integral) or math.isfinite(value)) \
+            and (value > self.lo if self.lo_open else value >= self.lo) and value <= self.hi
+        if not ok:
+            raise RnnvisError(f"training option {key}={value!r} is out of range: it must be {self.describe()}",
+                              f"set {key} (--{key.replace('_', '-')}) to a value in that range")
+
+
+CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {  # option: (its name in messages, its choices)
+    "task": ("task", ("lm", "classify")), "level": ("level", ("word", "char")), "cell": ("cell type", CELLS),
+    "pooling": ("pooling", POOLINGS), "optimizer": ("optimizer", OPTIMIZERS),
+    "lr_schedule": ("lr schedule", SCHEDULES),
+}
+FLAGS = ("bidirectional", "tie_weights", "lower")
+INT64 = 2 ** 63 - 1
+LIMITS: dict[str, Limit] = {  # every numeric option of TrainConfig, declared once
+    "layers": Limit(1, MAX_LAYERS, integer=True),  # the model zoo's limit
+    "emb": Limit(1, 65_536, integer=True),
+    "hidden": Limit(1, 65_536, integer=True),
+    "dropout": Limit(0, 1 - 1e-9),  # [0, 1): a dropout of 1 drops everything
+    "max_vocab": Limit(2, 100_000_000, integer=True, optional=True),
+    "min_count": Limit(1, INT64, integer=True),
+    "lr": Limit(0, 100, lo_open=True),  # SGD on word LMs uses up to ~20; 1e308 only overflows Adam
+    "weight_decay": Limit(0, 10),
+    "lr_gamma": Limit(0, 1, lo_open=True),
+    "lr_step_size": Limit(1, 1_000_000, integer=True),
+    "clip": Limit(0, 1e6, optional=True),  # 0 or unset: no clipping; < 0 would ascend the gradient
+    "epochs": Limit(1, 1_000_000, integer=True),
+    "batch_size": Limit(1, 1_000_000, integer=True),
+    "bptt": Limit(1, 1_000_000, integer=True),
+    "max_len": Limit(1, 100_000_000, integer=True),
+    "eval_window": Limit(1, 100_000_000, integer=True),
+    "max_train_tokens": Limit(1, INT64, integer=True, optional=True),
+    "time_budget_s": Limit(0, 1e9, lo_open=True, optional=True),
+    "patience": Limit(0, 1_000_000, integer=True, optional=True),
+    "seed": Limit(-INT64, INT64, integer=True),
+    "split_seed": Limit(-INT64, INT64, integer=True),
+    "log_every": Limit(1, INT64, integer=True),
+    "num_threads": Limit(1, 4096, integer=True, optional=True),
+}
 
 
 @dataclass

@@ -17,6 +17,7 @@ from ..errors import RnnvisError
 CELLS = ("rnn", "gru", "lstm")
 KINDS = ("lm", "classifier")
 POOLINGS = ("last", "mean", "max")
+MAX_LAYERS = 3  # stacked recurrent layers a model may have
 
 DEFAULTS: dict[str, Any] = {
     "kind": "lm", "cell": "lstm", "vocab_size": None, "emb": 128, "hidden": 256, "layers": 1,
@@ -140,7 +141,7 @@ def validate_config(config: dict) -> dict:
     _int(cfg, "vocab_size", 4)
     _int(cfg, "emb", 1)
     _int(cfg, "hidden", 1)
-    _int(cfg, "layers", 1, 3)
+    _int(cfg, "layers", 1, MAX_LAYERS)
     if not isinstance(cfg["dropout"], (int, float)) or not 0 <= cfg["dropout"] < 1:
         raise RnnvisError(f"dropout {cfg['dropout']!r} must be in [0, 1)", "use e.g. 0.2")
     cfg["dropout"] = float(cfg["dropout"])

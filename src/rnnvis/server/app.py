@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from ..catalog import Catalog
 from ..errors import NotFound, RnnvisError
@@ -69,6 +72,49 @@ class RunMetricsOut(BaseModel):
     series: dict[str, dict[str, list[SeriesPoint]]]  # split -> key -> points
 
 
+def _renderable(obj: Any) -> Any:
+    """`obj` with what JSON cannot carry made plain: NaN and infinities as strings, lone surrogates
+    (from a JSON body such as {"text": "\\ud800"}) as backslash escapes."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(obj, dict):
+        return {_renderable(k): _renderable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_renderable(v) for v in obj]
+    return obj
+
+
+class ErrorResponse(JSONResponse):
+    """The JSON {error, fix, ...} of an error: always renderable, whatever the request echoed."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(_renderable(content))
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def route_methods(app: FastAPI, scope: dict) -> set[str]:
+    """The HTTP methods that some route (not the web app's static files) fully matches on the request's path."""
+    routes = [r for r in app.router.routes if not isinstance(r, Mount)]
+    return {m for m in HTTP_METHODS
+            if any(r.matches({**scope, "method": m})[0] == Match.FULL for r in routes)}
+
+
+def _framework_message(exc: StarletteHTTPException) -> tuple[str, str]:
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"the request body is not UTF-8 (undecodable byte at offset {cause.start})",
+                "send the JSON body encoded as UTF-8")
+    if isinstance(cause, RecursionError):
+        return "the JSON body is nested too deeply", "send a flat JSON object (see /docs for each endpoint's body)"
+    if exc.status_code == 400:
+        return f"the request could not be read: {exc.detail}", "send a JSON body encoded as UTF-8 (see /docs)"
+    return str(exc.detail), "see /docs for the API"
+
+
 def _warm_imports() -> None:
     """Import the analysis stack (torch, scikit-learn) so that the first view does not pay for it.
 
@@ -103,23 +149,25 @@ def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None,
     app.state.ws = ws
     app.state.catalog = Catalog(ws.catalog_path)
     app.state.explorer = explorer if explorer is not None else Explorer(ws, app.state.catalog)
+    # the last added middleware runs first: the host, origin and token checks come before the body-size
+    # limit, so a client without the token gets 401, not 413, whatever it sends
+    app.add_middleware(BodyLimit)
     app.add_middleware(GuardMiddleware, hosts=None if host in ("0.0.0.0", "::") else allowed_hosts(host),
                        token=token)
-    app.add_middleware(BodyLimit)
 
     @app.exception_handler(RnnvisError)
     async def _rnnvis_error(_: Request, exc: RnnvisError) -> JSONResponse:
         if isinstance(exc, NotReady):
-            return JSONResponse({"error": exc.what, "fix": exc.fix, "job": exc.job.to_json()}, status_code=409)
+            return ErrorResponse({"error": exc.what, "fix": exc.fix, "job": exc.job.to_json()}, status_code=409)
         status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else 400
-        return JSONResponse({"error": exc.what, "fix": exc.fix}, status_code=status)
+        return ErrorResponse({"error": exc.what, "fix": exc.fix}, status_code=status)
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:
         # an unexpected failure still answers {error, fix} (the server logs the traceback)
-        return JSONResponse({"error": f"{type(exc).__name__}: {exc}",
-                             "fix": "this is probably a bug in rnnvis: retry, and report it with the server log"},
-                            status_code=500)
+        return ErrorResponse({"error": f"{type(exc).__name__}: {exc}",
+                              "fix": "this is probably a bug in rnnvis: retry, and report it with the server log"},
+                             status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -127,9 +175,34 @@ def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None,
         first = errs[0] if errs else {}
         where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path"))
         what = f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg", "invalid request")
-        return JSONResponse({"error": what, "fix": "see /docs for the parameters this endpoint takes",
-                             "detail": jsonable_encoder(errs, custom_encoder={Exception: str})},
-                            status_code=422)
+        # the detail echoes the input, which may be NaN or hold a lone surrogate: ErrorResponse renders both
+        return ErrorResponse({"error": what, "fix": "see /docs for the parameters this endpoint takes",
+                              "detail": jsonable_encoder(errs, custom_encoder={Exception: str})},
+                             status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _framework_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # 404, 405 and 400 raised by FastAPI/Starlette (no route, a static file missing, a body that is not
+        # JSON) answer {error, fix} like every other error, and a 405's Allow lists the path's real methods
+        status, headers = exc.status_code, dict(exc.headers or {})
+        path = request.url.path
+        if status in (404, 405):
+            allowed = route_methods(app, request.scope)
+            if allowed and request.method not in allowed:
+                status, headers["Allow"] = 405, ", ".join(sorted(allowed))
+            elif not allowed and path.startswith("/api"):
+                status = 404
+                headers.pop("Allow", None)
+        shown = path if len(path) <= 200 else path[:200] + "…"
+        if status == 404:
+            what, fix = (f"no API endpoint or page at {shown}",
+                         "see /docs for the paths of the API (a model name or job id is one path segment)")
+        elif status == 405:
+            what, fix = (f"{request.method} is not allowed on {shown}",
+                         f"use {headers.get('Allow', 'another method')} (see /docs)")
+        else:
+            what, fix = _framework_message(exc)
+        return ErrorResponse({"error": what, "fix": fix}, status_code=status, headers=headers)
 
     def cat() -> Catalog:
         return app.state.catalog

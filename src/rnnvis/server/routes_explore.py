@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from ..errors import RnnvisError
 from ..explore.sentence import MAX_TEXT, TooLarge  # noqa: F401 - TooLarge: 413 (create_app)
@@ -20,13 +20,27 @@ from ..explore.session import Explorer
 MAX_BODY = 1 << 20  # bytes of a request body
 
 
+def _unicode(text: str | None) -> str | None:
+    """Typed text must be valid Unicode: a lone surrogate (JSON "\\ud800") cannot be encoded or shown."""
+    if text is not None:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"the text holds an unpaired surrogate (U+{ord(text[exc.start]):04X}) at character "
+                             f"{exc.start}, which is not valid Unicode; send the text as UTF-8") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+
+
 class Threshold(BaseModel):
     kind: Literal["abs", "pct"] = "abs"
     value: float = 0.5
 
 
 class SentenceIn(BaseModel):
-    text: str | None = None
+    text: Text | None = None
     doc: int | None = None
     start: int | None = Field(None, ge=0)
     stop: int | None = Field(None, ge=1)
@@ -36,7 +50,7 @@ class SentenceIn(BaseModel):
 
 
 class SaliencyIn(BaseModel):
-    text: str
+    text: Text
     target: int | str | None = None
     steps: int = 32
 
