@@ -385,8 +385,6 @@ def test_python_serve_on_a_port_in_use_is_a_clear_error(tmp_path):
 
 
 # -- 7. the "not fetched" fix names a real command ---------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="the message is in src/rnnvis/explore/training.py (and the web form's hint in "
-                   "frontend/src/trainForm.ts), outside this change: it still says `rnnvis fetch NAME`")
 def test_not_fetched_fix_names_rnnvis_data_get(train_client):
     r = train_client.post("/api/train", json={"dataset": "shakespeare"})
     assert r.status_code == 400 and is_error(r.json())
