@@ -8,7 +8,7 @@ import type { Dataset, TrainRequest } from './api'
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 /** Bounds of POST /api/train (perf.TRAIN_LIMITS). */
 export const LIMITS = {
-  layers: [1, 4],
+  layers: [1, 3],  // the model zoo's MAX_LAYERS
   hidden: [1, 2048],
   emb: [1, 2048],
   epochs: [1, 100],

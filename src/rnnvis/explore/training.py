@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RnnvisError
+from ..models.zoo import MAX_LAYERS
 from .jobs import JobContext
 from .session import Explorer
 
@@ -25,7 +26,7 @@ def _jsonable(x: Any) -> Any:
 
 
 NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
-TRAIN_LIMITS = {"layers": (1, 4), "emb": (1, 2048), "hidden": (1, 2048), "epochs": (1, 100),
+TRAIN_LIMITS = {"layers": (1, MAX_LAYERS), "emb": (1, 2048), "hidden": (1, 2048), "epochs": (1, 100),
                 "batch_size": (1, 1024), "bptt": (1, 2000), "max_len": (1, 10_000), "eval_window": (1, 10_000),
                 "log_every": (1, 1_000_000), "lr_step_size": (1, 1000), "patience": (0, 100),
                 "max_vocab": (2, 200_000), "min_count": (1, 1_000_000), "num_threads": (1, 256)}
