@@ -11,10 +11,16 @@ analyses    cached analysis results, keyed by hash(recording, analysis, params)
 
 Keys are content hashes, so a cache entry can never be stale: changed weights,
 data or parameters give a new key. Every write is one transaction.
+
+Schema versions: `_SCHEMA` is version 1; `MIGRATIONS[n - 1]` takes version n to n + 1. Opening a
+catalog applies the missing steps and records the version in `meta`, all in one transaction, then
+checks that every table has the columns this version uses: a file written by another program, or
+by a newer rnnvis, is refused with a clear error instead of failing later on a query.
 """
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -23,8 +29,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import NotFound, RnnvisError
+from .fsutil import host_name
 
-SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0  # how long to wait for another process's write lock before "the catalog is busy"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,7 +45,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     config TEXT NOT NULL,            -- JSON
-    status TEXT NOT NULL,            -- running | finished | stopped | failed
+    status TEXT NOT NULL,            -- running | finished | stopped | failed | interrupted (writer killed)
     started_at REAL NOT NULL,
     ended_at REAL,
     source TEXT NOT NULL DEFAULT 'rnnvis'   -- rnnvis | tensorboard | csv
@@ -96,38 +103,148 @@ CREATE TABLE IF NOT EXISTS baselines (
 """
 
 
+# Step n -> n + 1 is MIGRATIONS[n - 1]: (what it does, its SQL statements). Append, never edit.
+MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
+    ("runs record their writer (pid, host), so a killed training can be told from a running one",
+     ("ALTER TABLE runs ADD COLUMN pid INTEGER", "ALTER TABLE runs ADD COLUMN host TEXT")),
+]
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+_MOVE_ASIDE = ("move it aside (e.g. `mv {path} {path}.bad`) or point --home / RNNVIS_HOME elsewhere; a new "
+               "catalog re-registers the checkpoints, fetched data sets and recordings found in the workspace "
+               "(training runs with their metric series, test metrics of best checkpoints, cached analyses and "
+               "baselines are lost)")
+
+
+def _statements(script: str) -> list[str]:
+    return [st.strip() for st in script.split(";\n") if st.strip()]
+
+
+def _expected_columns() -> dict[str, set[str]]:
+    """{table: columns} of the current schema, built once in memory from the schema and its migrations."""
+    global _EXPECTED
+    if _EXPECTED is None:
+        db = sqlite3.connect(":memory:")
+        for st in _statements(_SCHEMA) + [st for _, steps in MIGRATIONS for st in steps]:
+            db.execute(st)
+        _EXPECTED = _table_columns(db)
+        db.close()
+    return _EXPECTED
+
+
+_EXPECTED: dict[str, set[str]] | None = None
+
+
+def _table_columns(db: sqlite3.Connection) -> dict[str, set[str]]:
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+              if not r[0].startswith("sqlite_")]
+    return {t: {c[1] for c in db.execute(f'PRAGMA table_info("{t}")')} for t in tables}
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED") or "locked" in str(exc)
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
 
 
 class Catalog:
-    """Thread-safe handle on the catalog database (one connection per thread)."""
+    """Thread-safe handle on the catalog database (one connection per thread).
 
-    def __init__(self, path: str | Path):
+    `created` is True when this handle made a new, empty catalog (`rnnvis.heal` then re-registers
+    what the workspace holds)."""
+
+    def __init__(self, path: str | Path, timeout: float | None = None):
         self.path = Path(path)
+        self.timeout = BUSY_TIMEOUT_S if timeout is None else timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self.created = False
         try:
-            with self._tx() as db:
-                db.executescript(_SCHEMA)
-                db.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-        except sqlite3.DatabaseError as exc:
-            raise RnnvisError(
-                f"the catalog {self.path} is not a readable SQLite database ({exc})",
-                "move it aside; rnnvis creates a new one and re-registers what it finds",
-            ) from exc
+            self._open()
+        except sqlite3.Error as exc:
+            self.close()
+            if _is_busy(exc):
+                raise RnnvisError(
+                    f"the catalog {self.path} is busy: another rnnvis process holds its lock (waited "
+                    f"{self.timeout:g} s)", "wait for that process to finish, or stop it, then try again",
+                ) from exc
+            if "readonly" in str(exc):
+                raise RnnvisError(f"cannot write the catalog {self.path} ({exc})",
+                                  "give your user write permission on it and its folder, or use another --home"
+                                  ) from exc
+            raise RnnvisError(f"the catalog {self.path} is not a readable SQLite database ({exc})",
+                              _MOVE_ASIDE.format(path=self.path)) from exc
+        except RnnvisError:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        """Create or migrate the schema in one write transaction, then check it is ours."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")  # one opener at a time: two never migrate the same file
+        try:
+            columns = _table_columns(conn)
+            if not columns:
+                version = 0
+            elif "meta" not in columns:
+                raise self._foreign(f"it has no meta table but the tables {', '.join(sorted(columns))}")
+            else:
+                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                try:
+                    version = int(row[0]) if row is not None else 0
+                except (TypeError, ValueError):
+                    raise self._foreign(f"its schema_version {row[0]!r} is not a number") from None
+                if version > SCHEMA_VERSION:
+                    raise RnnvisError(
+                        f"the catalog {self.path} was written by a newer rnnvis (schema {version}, this one "
+                        f"reads up to {SCHEMA_VERSION})",
+                        "upgrade rnnvis (pip install -U rnnvis), or point --home / RNNVIS_HOME at another folder")
+            if version < 1:
+                for st in _statements(_SCHEMA):
+                    conn.execute(st)
+                version, self.created = 1, not columns
+            for n, (what, steps) in enumerate(MIGRATIONS[version - 1:], start=version):
+                try:
+                    for st in steps:
+                        conn.execute(st)
+                except sqlite3.Error as exc:
+                    if _is_busy(exc):
+                        raise
+                    raise RnnvisError(
+                        f"cannot upgrade the catalog {self.path} from schema {n} to {n + 1} ({what}): {exc}",
+                        "the catalog is left as it was: " + _MOVE_ASIDE.format(path=self.path)) from exc
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+            self._check_columns(_table_columns(conn))
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def _check_columns(self, found: dict[str, set[str]]) -> None:
+        for table, want in _expected_columns().items():
+            missing = sorted(want - found.get(table, set()))
+            if missing:
+                raise self._foreign(f"its table {table} lacks the column(s) {', '.join(missing)}")
+
+    def _foreign(self, why: str) -> RnnvisError:
+        return RnnvisError(f"the catalog {self.path} is not an rnnvis catalog: {why}",
+                           _MOVE_ASIDE.format(path=self.path))
 
     # -- plumbing -----------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30)
+            conn = sqlite3.connect(self.path, timeout=self.timeout)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error:
+                conn.close()
+                raise
             self._local.conn = conn
         return conn
 
@@ -157,16 +274,35 @@ class Catalog:
 
     # -- runs and metric series ------------------------------------------------------
     def start_run(self, name: str, config: dict, source: str = "rnnvis") -> int:
+        """A new run, "running", written by this process (pid and host let `rnnvis.heal` spot a killed one)."""
         with self._tx() as db:
             cur = db.execute(
-                "INSERT INTO runs(name, config, status, started_at, source) VALUES (?,?,?,?,?)",
-                (name, _dumps(config), "running", time.time(), source),
+                "INSERT INTO runs(name, config, status, started_at, source, pid, host) VALUES (?,?,?,?,?,?,?)",
+                (name, _dumps(config), "running", time.time(), source, os.getpid(), host_name()),
             )
             return int(cur.lastrowid)
 
     def end_run(self, run_id: int, status: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE runs SET status=?, ended_at=? WHERE id=?", (status, time.time(), run_id))
+
+    def interrupt_runs(self, run_ids: list[int]) -> list[int]:
+        """Mark these runs "interrupted" (their writer is gone) unless they ended meanwhile; the ids marked."""
+        now, done = time.time(), []
+        with self._tx() as db:
+            for i in run_ids:
+                cur = db.execute("UPDATE runs SET status='interrupted', ended_at=? WHERE id=? AND status='running'",
+                                 (now, int(i)))
+                if cur.rowcount:
+                    done.append(int(i))
+        return done
+
+    def running_runs(self) -> list[dict]:
+        """Runs still marked "running", with their writer's pid and host and their last metric's time."""
+        rows = self._conn().execute(
+            "SELECT id, pid, host, started_at, (SELECT MAX(time) FROM metrics WHERE run_id=runs.id) AS last_at"
+            " FROM runs WHERE status='running'").fetchall()
+        return [dict(r) for r in rows]
 
     def log_metrics(
         self, run_id: int, step: int, split: str, values: dict[str, float], epoch: float | None = None

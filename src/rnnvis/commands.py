@@ -12,8 +12,12 @@ from .workspace import Workspace
 
 
 def _open(args: argparse.Namespace) -> tuple[Workspace, Catalog]:
+    from .heal import heal_and_log
+
     ws = Workspace.open(getattr(args, "home", None))
-    return ws, Catalog(ws.catalog_path)
+    catalog = Catalog(ws.catalog_path)
+    heal_and_log(ws, catalog)  # once per command: stale runs, leftover temporaries, a new catalog's rescan
+    return ws, catalog
 
 
 def _user_data_options(args: argparse.Namespace) -> dict:

@@ -78,13 +78,16 @@ def _add_models(ex, models: Mapping[str, Any] | None) -> None:
         ex.add_model(name, module, **kwargs)
 
 
-def _explorer(models, data, home, max_tokens: int | None):
+def _explorer(models, data, home, max_tokens: int | None, quiet: bool = False):
     from .catalog import Catalog
     from .explore.session import Explorer
+    from .heal import heal, heal_and_log
     from .workspace import Workspace
 
     ws = Workspace.open(home)
-    ex = Explorer(ws, Catalog(ws.catalog_path), max_tokens=max_tokens)
+    catalog = Catalog(ws.catalog_path)
+    (heal if quiet else heal_and_log)(ws, catalog)  # what killed processes left behind, before jobs start
+    ex = Explorer(ws, catalog, max_tokens=max_tokens)
     for name, texts in (data or {}).items():
         ex.add_data(name, texts)
     _add_models(ex, models)
@@ -121,7 +124,7 @@ def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | Non
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise RnnvisError(f"port {port!r} is out of range", "use a port between 1 and 65535 (0: any free port)")
     check_address(host, port)  # a bad host or a port in use: one clear error before anything starts
-    ex = _explorer(models, data, home, max_tokens)
+    ex = _explorer(models, data, home, max_tokens, quiet=quiet)
     if not is_loopback(host) and not token:
         token = new_token()
     app = create_app(ex.ws, host=host, token=token, explorer=ex)

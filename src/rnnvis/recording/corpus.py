@@ -38,6 +38,7 @@ import torch
 import zarr
 
 from rnnvis.errors import RnnvisError
+from rnnvis.fsutil import OWNER, write_owner
 from rnnvis.progress import progress_bar
 from rnnvis.recording.engine import Engine, default_forward, histogram_edges
 from rnnvis.recording.record import METHODS, default_method, module_device
@@ -109,6 +110,7 @@ def record_corpus(module: torch.nn.Module, batches: Iterable[dict], out_path, *,
                 return _stats_only(module, shards, spec, forward, tick)
             part = Path(f"{out_path}.part")
             part.mkdir(parents=True, exist_ok=True)
+            write_owner(part)  # who writes it: rnnvis.heal keeps the .part of a live writer, removes a dead one's
             model_key = (meta or {}).get("model_id") or _weights_key(module)
             try:
                 with contextlib.ExitStack() as stack:
@@ -383,6 +385,7 @@ def _finish(part: Path, out: Path, manifest: list[dict], spec: ShardSpec, meta: 
     for p in (part / "shards").iterdir():  # half-written shards of a killed run, or an older plan's
         if p.name not in listed:
             shutil.rmtree(p, ignore_errors=True)
+    (part / OWNER).unlink(missing_ok=True)  # the writer's mark belongs to the .part only
     if out.exists():  # an older recording at the same key: replaced
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)

@@ -58,13 +58,16 @@ def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 8000, token: str |
 
     from ..catalog import Catalog
     from ..explore.session import Explorer
+    from ..heal import heal_and_log
 
     if not (1 <= port <= 65535):
         raise RnnvisError(f"port {port} is out of range", "use a port between 1 and 65535, e.g. --port 8000")
     check_address(host, port)  # one clear error now, not "serving ... at ..." and then a uvicorn ERROR line
     if not is_loopback(host) and not token:
         token = new_token()
-    explorer = Explorer(ws, Catalog(ws.catalog_path), max_tokens=max_tokens)
+    catalog = Catalog(ws.catalog_path)
+    heal_and_log(ws, catalog)  # before the server's own jobs start: what killed processes left behind
+    explorer = Explorer(ws, catalog, max_tokens=max_tokens)
     app = create_app(ws, host=host, token=token, explorer=explorer)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
