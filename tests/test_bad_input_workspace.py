@@ -332,6 +332,27 @@ def test_temporaries_of_dead_writers_are_removed_and_live_ones_kept(ws, capsys):
     assert list((ws.checkpoints_dir / "m").iterdir()) == []
 
 
+def test_side_copies_of_a_killed_folder_swap_are_removed_or_put_back(ws):
+    from rnnvis.fsutil import host_tag
+    from rnnvis.heal import heal
+
+    folder = ws.checkpoints_dir / "m"
+    for name in ("epoch-1", ".epoch-1.old", ".best.old"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "config.json").write_text(json.dumps({"side": name}))
+    mid_swap = ws.data_dir / ".movies.old"  # a live writer between its two renames: not touched
+    mid_swap.mkdir()
+    (ws.data_dir / f".movies.rnnvis-{os.getpid()}-{host_tag()}.abcdefgh.part").mkdir()
+
+    report = heal(ws, Catalog(ws.catalog_path))
+    assert report.removed == [str(folder / ".epoch-1.old")]  # the swap had finished: waste
+    assert report.restored == [str(folder / "best")]  # killed between the renames: the old copy is put back
+    assert json.loads((folder / "best" / "config.json").read_text()) == {"side": ".best.old"}
+    assert json.loads((folder / "epoch-1" / "config.json").read_text()) == {"side": "epoch-1"}
+    assert mid_swap.is_dir() and not (ws.data_dir / "movies").exists()
+    assert "restored" in report.summary()
+
+
 @pytest.fixture
 def killed_recording(ws, catalog, trained):
     """A recording stopped after its first shard (as by kill -9 or a cancel): its .part folder is left."""

@@ -18,6 +18,9 @@ each model's folder, recordings/); it never walks a large tree except one it rem
   without a new metric.
 - **Temporary files** of atomic writes (`.NAME.rnnvis-PID-HOST.RANDOM.part`, see fsutil) are
   removed when their writer is gone; older unnamed ones (`.NAME.RANDOM.part`) after `PART_KEEP_S`.
+- **Side copies** (`.NAME.old`, set aside while a folder is replaced) are removed when NAME exists,
+  and put back as NAME when a kill came between the two renames (NAME missing), unless the new
+  copy is still there (its writer may be mid-swap).
 - **Recordings in progress** (`recordings/KEY.part/`, see recording/corpus.py) carry `owner.json`
   (pid, host, start time). One whose writer is alive is never touched. One whose writer is gone is
   removed at once when it holds no finished shard; with finished shards it is kept so that
@@ -33,6 +36,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 
 from .catalog import Catalog
@@ -53,6 +57,7 @@ class HealReport:
     kept_parts: list[str] = field(default_factory=list)    # killed recordings kept for resuming
     registered: dict[str, int] = field(default_factory=dict)  # rescan: models, datasets, recordings
     skipped: list[str] = field(default_factory=list)       # rescan: what could not be re-registered, and why
+    restored: list[str] = field(default_factory=list)      # folders put back from their `.X.old` side copy
 
     def summary(self) -> str:
         parts = []
@@ -69,6 +74,8 @@ class HealReport:
             n = len(self.removed)
             parts.append(f"removed {n} leftover temporary file{'s' if n > 1 else ''} or store{'s' if n > 1 else ''}"
                          f" ({_mb(self.freed_bytes)})")
+        if self.restored:
+            parts.append(f"restored {', '.join(self.restored)} from the copy set aside by a write that was killed")
         if self.kept_parts:
             parts.append(f"kept {len(self.kept_parts)} interrupted recording(s) for resuming "
                          f"(removed {PART_KEEP_S // 3600} h after their last change)")
@@ -179,6 +186,27 @@ def _leftovers(ws: Workspace, report: HealReport, now: float) -> None:
                 _temp(p, here, report, now)
             elif folder == ws.recordings_dir and name.endswith(".part") and p.is_dir():
                 _part_store(p, report, now)
+        for p in entries:  # after the temporaries: a swap whose new copy is still there may be in progress
+            if p.name.startswith(".") and p.name.endswith(".old") and len(p.name) > 5:
+                _side_copy(p, report)
+
+
+def _side_copy(old: Path, report: HealReport) -> None:
+    """`.X.old`: the previous X, set aside while a folder is replaced (fsutil.atomic_path, a recording's
+    final rename). Left by a kill: after the swap it is waste; between its two renames X is missing and
+    `.X.old` is the last complete copy, so it is put back."""
+    target = old.with_name(old.name[1:-4])
+    if old.is_symlink() or any(old.parent.glob(f".{glob_escape(target.name)}.*.part")) or \
+            Path(f"{target}.part").exists():
+        return  # the new copy is still being written, or not yet judged: the next open decides
+    if target.exists():
+        _remove(old, report)
+        return
+    try:
+        os.replace(old, target)
+    except OSError:
+        return
+    report.restored.append(str(target))
 
 
 def _temp(p: Path, here: str, report: HealReport, now: float) -> None:
