@@ -152,8 +152,8 @@ def _dumps(obj: Any) -> str:
 class Catalog:
     """Thread-safe handle on the catalog database (one connection per thread).
 
-    `created` is True when this handle made a new, empty catalog (`rnnvis.heal` then re-registers
-    what the workspace holds)."""
+    `created` is True when this handle made a new, empty catalog; `rescan_pending` stays True until
+    `rnnvis.heal` has re-registered what the workspace holds (whichever handle opens it next)."""
 
     def __init__(self, path: str | Path, timeout: float | None = None):
         self.path = Path(path)
@@ -205,6 +205,8 @@ class Catalog:
                 for st in _statements(_SCHEMA):
                     conn.execute(st)
                 version, self.created = 1, not columns
+                if self.created:  # kept until rnnvis.heal has re-registered the workspace, whoever opens it next
+                    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('rescan', 'pending')")
             for n, (what, steps) in enumerate(MIGRATIONS[version - 1:], start=version):
                 try:
                     for st in steps:
@@ -232,6 +234,15 @@ class Catalog:
     def _foreign(self, why: str) -> RnnvisError:
         return RnnvisError(f"the catalog {self.path} is not an rnnvis catalog: {why}",
                            _MOVE_ASIDE.format(path=self.path))
+
+    @property
+    def rescan_pending(self) -> bool:
+        """True from the catalog's creation until `done_rescan`: the workspace is not registered yet."""
+        return self._conn().execute("SELECT 1 FROM meta WHERE key='rescan'").fetchone() is not None
+
+    def done_rescan(self) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key='rescan'")
 
     # -- plumbing -----------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:

@@ -4,7 +4,7 @@
 runs table and lists a few folders' top level (the workspace, data/, downloads/, checkpoints/ and
 each model's folder, recordings/); it never walks a large tree except one it removes.
 
-- **A new catalog** (`catalog.created`: the old one was moved aside or lost) re-registers what
+- **A new catalog** (`catalog.rescan_pending`: the old one was moved aside or lost) re-registers what
   the workspace holds (`rescan`): every checkpoint folder (checkpoints/NAME/best, .../epoch-N:
   id, name, kind, config, epoch, tag and the metrics written into config.json), every fetched
   built-in data set (its dataset.json holds the whole provenance) and every complete recording
@@ -90,8 +90,9 @@ def heal(ws: Workspace, catalog: Catalog, now: float | None = None) -> HealRepor
     """Re-register the workspace into a new catalog, mark stale runs, remove leftovers (module docstring)."""
     now = time.time() if now is None else now
     report = HealReport()
-    if catalog.created:
+    if catalog.rescan_pending:
         rescan(ws, catalog, report)
+        catalog.done_rescan()
     _stale_runs(catalog, report, now)
     _leftovers(ws, report, now)
     return report
@@ -241,7 +242,8 @@ def _part_store(part: Path, report: HealReport, now: float) -> None:
 def rescan(ws: Workspace, catalog: Catalog, report: HealReport | None = None) -> HealReport:
     """Register every checkpoint, fetched data set and complete recording found in the workspace.
 
-    Idempotent (rows are keyed by content), so it may also be run on a catalog that has them."""
+    Rows the catalog already has are left as they are (they may hold more: a run id, test metrics),
+    so it may run on a catalog that is not new."""
     report = report if report is not None else HealReport()
     report.registered["models"] = _rescan_models(ws, catalog, report)
     report.registered["data sets"] = _rescan_datasets(ws, catalog, report)
@@ -267,20 +269,23 @@ def _rescan_models(ws: Workspace, catalog: Catalog, report: HealReport) -> int:
     from .fsutil import sha256_file
     from .models.checkpoint import CONFIG, WEIGHTS
 
-    n = 0
+    known = {m["id"] for m in catalog.models()}  # rows a training wrote meanwhile hold more: kept as they are
+    added: set[str] = set()
     for path in _checkpoint_dirs(ws):
         try:
             config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
             model = config["model"]
             model_id = config.get("model_id") or sha256_file(path / WEIGHTS)  # checked again on every load
+            if model_id in known:
+                continue
             name = (config.get("train") or {}).get("name") or path.parent.name
             tag = "best" if path.name == "best" else "epoch"
             catalog.put_model(model_id, name, path, model["kind"], model, epoch=config.get("epoch"), tag=tag,
                               metrics=config.get("metrics") or {})
-            n += 1
+            added.add(model_id)
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             report.skipped.append(f"checkpoint {path} ({type(exc).__name__}: {exc})")
-    return n
+    return len(added)
 
 
 def _rescan_datasets(ws: Workspace, catalog: Catalog, report: HealReport) -> int:
@@ -290,7 +295,7 @@ def _rescan_datasets(ws: Workspace, catalog: Catalog, report: HealReport) -> int
     for name, spec in DATASETS.items():
         folder = ws.data_dir / name
         info = read_marker(folder, spec) if folder.is_dir() else None
-        if info is not None:
+        if info is not None and catalog.get_dataset(name) is None:
             catalog.put_dataset(name, folder, info)
             n += 1
         elif folder.is_dir():
@@ -311,6 +316,8 @@ def _rescan_recordings(ws: Workspace, catalog: Catalog, report: HealReport) -> i
             user = meta["user"]
             if not meta.get("complete"):
                 raise ValueError("not complete")
+            if catalog.get_recording(user.get("key") or path.name) is not None:
+                continue
             catalog.put_recording(user.get("key") or path.name, user["model_id"], user["dataset"], user["split"],
                                   user["options"], path,
                                   info={"tokens": int(meta["n_tokens"]), "streams": list(meta["stored_streams"])})
