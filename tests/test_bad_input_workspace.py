@@ -110,6 +110,15 @@ def test_a_foreign_database_is_refused_and_left_unchanged(ws):
         assert [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["users"]
 
 
+def test_a_meta_table_without_a_schema_version_beside_other_tables_is_foreign(ws):
+    with sqlite3.connect(ws.catalog_path) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("CREATE TABLE posts (id INTEGER PRIMARY KEY)")
+    with pytest.raises(RnnvisError, match="its meta table has no schema_version"):
+        Catalog(ws.catalog_path)
+    assert columns(ws.catalog_path, "models") == set()
+
+
 def test_a_models_table_with_other_columns_is_a_clear_error_everywhere(ws, capsys):
     Catalog(ws.catalog_path).close()
     with sqlite3.connect(ws.catalog_path) as db:

@@ -192,6 +192,8 @@ class Catalog:
                 raise self._foreign(f"it has no meta table but the tables {', '.join(sorted(columns))}")
             else:
                 row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if row is None and set(columns) != {"meta"}:  # ours always records its version with its tables
+                    raise self._foreign("its meta table has no schema_version")
                 try:
                     version = int(row[0]) if row is not None else 0
                 except (TypeError, ValueError):
@@ -200,7 +202,8 @@ class Catalog:
                     raise RnnvisError(
                         f"the catalog {self.path} was written by a newer rnnvis (schema {version}, this one "
                         f"reads up to {SCHEMA_VERSION})",
-                        "upgrade rnnvis (pip install -U rnnvis), or point --home / RNNVIS_HOME at another folder")
+                        f"upgrade rnnvis to a version that reads schema {version}, or point --home / RNNVIS_HOME "
+                        "at another folder")
             if version < 1:
                 for st in _statements(_SCHEMA):
                     conn.execute(st)
