@@ -117,3 +117,50 @@ def test_shared_svd_recovers_planted_blocks_as_well_as_sklearn():
         theirs.append(consensus_score(ref.biclusters_, (rows, cols)))
         ours.append(consensus_score(cocluster(data, k_range=range(2, 11), seed=seed).biclusters(), (rows, cols)))
     assert np.mean(ours) >= np.mean(theirs) - 0.02, (ours, theirs)
+
+
+# -- choosing k honestly (issue 15) ------------------------------------------------------------------------
+# (k, noise, seed) of the planted grid where bipartite modularity chose too few clusters
+MODULARITY_MISSES = [(5, 5, 1), (6, 10, 1), (7, 10, 2), (9, 5, 1), (10, 10, 1)]
+
+
+@pytest.mark.parametrize("k, noise, seed", MODULARITY_MISSES)
+def test_spectral_gap_finds_the_planted_k_where_modularity_merged_blocks(k, noise, seed):
+    s, rows, cols = make_biclusters((300, 300), k, noise=noise, random_state=seed, shuffle=True)
+    r = cocluster(s, seed=0)
+    assert r.k_rule == "spectral gap" and r.n_clusters == k
+    assert r.k_scores.argmax() != k - 2  # the modularity curve alone would have chosen another k
+    assert consensus_score(r.biclusters(), (rows, cols)) == pytest.approx(1.0)
+
+
+def test_gap_rule_reads_the_spectrum_and_falls_back_to_modularity_without_structure():
+    r = cocluster(np.random.default_rng(0).standard_normal((40, 90)), seed=0)
+    assert np.nanmax(r.k_gaps) < 1.2 and r.k_rule == "bipartite modularity (no spectral gap)"
+    assert r.n_clusters == r.k_values[r.k_scores.argmax()]
+    s, *_ = make_biclusters((60, 120), 4, noise=2.0, random_state=0)
+    a = np.abs(s) + 1e-9 * np.abs(s).max()
+    sv = np.linalg.svd(a / np.sqrt(a.sum(1))[:, None] / np.sqrt(a.sum(0))[None, :], compute_uv=False)
+    r = cocluster(s, k_range=range(2, 8), seed=0)
+    np.testing.assert_allclose(r.k_gaps, sv[1:7] / sv[2:8], rtol=5e-3)  # sigma_k / sigma_(k+1), k = 2..7 (randomized SVD)
+    assert r.k_rule == "spectral gap" and r.n_clusters == 4
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_cluster_has_units_and_words(seed):
+    """Few units, many words, k near the number of units: k-means leaves clusters of words only."""
+    rng = np.random.default_rng(seed)
+    s = rng.standard_normal((12, 200)) * rng.gamma(0.5, 1, size=(1, 200))
+    for k in (None, 7):
+        r = cocluster(s, k=k, seed=0)
+        assert all(len(u) for u in r.unit_clusters) and all(len(w) for w in r.word_clusters)
+        assert r.n_clusters == len(r.unit_clusters) == len(r.word_clusters) <= (k or 10)
+
+
+def test_given_k_recovers_planted_blocks_at_least_as_well_as_sklearn():
+    from sklearn.cluster import SpectralCoclustering
+
+    for k, seed in ((7, 3), (9, 4), (10, 3)):
+        s, rows, cols = make_biclusters((300, 300), k, noise=10, random_state=seed, shuffle=True)
+        ref = SpectralCoclustering(n_clusters=k, random_state=0).fit(np.abs(s))
+        ours = consensus_score(cocluster(s, k=k, seed=0).biclusters(), (rows, cols))
+        assert ours == pytest.approx(1.0) and ours >= consensus_score(ref.biclusters_, (rows, cols))

@@ -92,6 +92,8 @@ def test_cocluster_matches_the_analysis(ex):
     for i, w in enumerate(r.words):
         assert words[w] == (int(cc.word_labels[i]), int(r.counts[i]))
     assert out["score_name"] == "bipartite modularity" and len(out["k_scores"]) >= 1
+    assert out["k_rule"] == cc.k_rule and out["gap_threshold"] == 1.2
+    assert [s["gap"] for s in out["k_scores"]] == pytest.approx([None if np.isnan(g) else g for g in cc.k_gaps])
     assert memory.cocluster(ex, "wlm", k=2, min_count=2)["k"] == 2
     with pytest.raises(RnnvisError):
         memory.cocluster(ex, "wlm", k=0)

@@ -156,8 +156,14 @@ export interface CoclusterWord {
 export interface Cocluster {
   stream: string
   k: number
-  k_scores: { k: number; score: number }[]
+  /** per k tried: bipartite modularity (score) and spectral gap σk/σk+1 (gap; null where unknown) */
+  k_scores: { k: number; score: number | null; gap: number | null }[]
   score_name: string
+  gap_name: string
+  /** k is the largest k whose gap reaches this */
+  gap_threshold: number
+  /** how k was chosen: "given", "spectral gap" or "bipartite modularity (no spectral gap)" */
+  k_rule: string
   units: { unit: number; cluster: number }[]
   unit_clusters: { id: number; units: number[] }[]
   word_clusters: { id: number; words: CoclusterWord[] }[]

@@ -11,7 +11,7 @@ beforeEach(() => {
   vi.stubGlobal('fetch', (url: string) => {
     urls.push(url)
     if (url.includes('/cocluster')) return json({
-      stream: 's', k: 2, k_scores: [], score_name: '', unit_clusters: [], word_clusters: [], links: [], n_words: 0, min_count: 5,
+      stream: 's', k: 2, k_scores: [], score_name: '', gap_name: '', gap_threshold: 1.2, k_rule: 'given', unit_clusters: [], word_clusters: [], links: [], n_words: 0, min_count: 5,
       units: [{ unit: 0, cluster: 1 }, { unit: 1, cluster: 0 }, { unit: 2, cluster: 1 }],
     })
     if (url.includes('what=trajectory')) return json({ what: 'trajectory', method: 'pca', explained: [0.6, 0.2],

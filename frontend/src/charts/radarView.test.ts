@@ -11,7 +11,7 @@ beforeEach(() => {
   vi.stubGlobal('fetch', (url: string) => {
     urls.push(url)
     if (url.includes('/cocluster')) return json({
-      stream: 's', k: 2, k_scores: [], score_name: '', units: [], unit_clusters: [], links: [], n_words: 3, min_count: 5,
+      stream: 's', k: 2, k_scores: [], score_name: '', gap_name: '', gap_threshold: 1.2, k_rule: 'given', units: [], unit_clusters: [], links: [], n_words: 3, min_count: 5,
       word_clusters: [{ id: 0, words: [{ word: 'the', weight: 1, count: 9, pos: null }] }, { id: 1, words: [{ word: 'run', weight: 1, count: 3, pos: null }] }],
     })
     if (url.includes('/radar')) return json({

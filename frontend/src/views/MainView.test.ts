@@ -13,7 +13,8 @@ const info = {
 } as ModelInfo
 
 const co: Cocluster = {
-  stream: 'layer0.fwd.h', k: 2, k_scores: [{ k: 2, score: 0.3 }, { k: 3, score: 0.2 }], score_name: 'bipartite modularity',
+  stream: 'layer0.fwd.h', k: 2, k_scores: [{ k: 2, score: 0.3, gap: 2.5 }, { k: 3, score: 0.2, gap: 1.05 }],
+  score_name: 'bipartite modularity', gap_name: 'spectral gap σk/σk+1', gap_threshold: 1.2, k_rule: 'spectral gap',
   units: [0, 1, 2, 3, 4, 5].map((u) => ({ unit: u, cluster: u % 2 })),
   unit_clusters: [{ id: 0, units: [0, 2, 4] }, { id: 1, units: [1, 3, 5] }],
   word_clusters: [
@@ -70,9 +71,26 @@ describe('MainView', () => {
     expect(w.find('[data-test="unit-words"]').exists()).toBe(true)
     expect(w.find('[data-test="histogram"]').exists()).toBe(true)
 
+    // the curve drawn is the one of the rule that chose k, with its threshold, and the rule is named
+    expect(w.find('[data-test="k-rule"]').text()).toContain('k by spectral gap · spectral gap σk/σk+1 2.5')
+    expect(w.find('[data-test="k-threshold"]').exists()).toBe(true)
+    expect(w.find('[data-test="k-score"][data-k="2"] title').text()).toBe('k = 2: spectral gap σk/σk+1 2.5')
+
     await w.find('[data-test="main-k"]').setValue(5)
     await w.find('[data-test="main-k"]').trigger('change')
     expect(state.k).toBe(5)
+    w.unmount()
+  })
+
+  it('draws the modularity curve, without a threshold, when no k has a spectral gap', async () => {
+    catalog.info.m = info
+    vi.stubGlobal('fetch', vi.fn((url: string) =>
+      url.includes('/cocluster') ? json({ ...co, k_rule: 'bipartite modularity (no spectral gap)' }) : json({ error: 'no', fix: 'no' }, 404)))
+    const w = mount(MainView, { props: { model: 'm', side: 'a' }, attachTo: document.body })
+    for (let i = 0; i < 4; i++) await flushPromises()
+    expect(w.find('[data-test="k-rule"]').text()).toContain('k by bipartite modularity (no spectral gap) · bipartite modularity 0.3')
+    expect(w.find('[data-test="k-threshold"]').exists()).toBe(false)
+    expect(w.find('[data-test="k-score"][data-k="3"] title').text()).toBe('k = 3: bipartite modularity 0.2')
     w.unmount()
   })
 

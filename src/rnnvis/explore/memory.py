@@ -42,8 +42,10 @@ def _check_cocluster_args(min_count, max_words, k):
 
 def cocluster(ex: Explorer, ref: str, stream: str | None = None, k: int | None = None, min_count: int = 5,
               max_words: int = 400) -> dict:
-    """Cocluster: units × words co-clustered on |expected response| (k by bipartite modularity unless given)."""
+    """Cocluster: units × words co-clustered on |expected response|; k by the spectral gap (else bipartite
+    modularity) unless given; `k_rule` says which."""
     from ..analysis import cocluster as run_cocluster
+    from ..analysis.cocluster import GAP
 
     stream = view_stream(ex, ref, stream, words=True)
     _check_cocluster_args(min_count, max_words, k)
@@ -57,8 +59,10 @@ def cocluster(ex: Explorer, ref: str, stream: str | None = None, k: int | None =
         pos = word_pos(ex, ref)
         return {
             "stream": stream, "k": int(cc.n_clusters),
-            "k_scores": [{"k": int(a), "score": num(b)} for a, b in zip(cc.k_values, cc.k_scores)],
-            "score_name": "bipartite modularity",
+            "k_scores": [{"k": int(a), "score": num(b), "gap": num(g)}
+                         for a, b, g in zip(cc.k_values, cc.k_scores, cc.k_gaps)],
+            "score_name": "bipartite modularity", "gap_name": "spectral gap σk/σk+1", "gap_threshold": GAP,
+            "k_rule": cc.k_rule,
             "units": [{"unit": u, "cluster": int(c)} for u, c in enumerate(cc.unit_labels)],
             "unit_clusters": [{"id": i, "units": [int(u) for u in us]} for i, us in enumerate(cc.unit_clusters)],
             "word_clusters": [{"id": i, "words": [
@@ -66,7 +70,8 @@ def cocluster(ex: Explorer, ref: str, stream: str | None = None, k: int | None =
                  "pos": pos.get(r.words[w])} for w in ws]} for i, ws in enumerate(cc.word_clusters)],
             "links": tolist(cc.link, 6), "n_words": len(r.words), "min_count": int(min_count),
         }
-    return ex.cached("cocluster", ref, {"stream": stream, "k": k, "min_count": min_count, "max_words": max_words},
+    # "cocluster/2": k by the spectral gap, k-1 singular vectors (results kept by earlier versions are not reused)
+    return ex.cached("cocluster/2", ref, {"stream": stream, "k": k, "min_count": min_count, "max_words": max_words},
                      build, persist=True)
 
 
