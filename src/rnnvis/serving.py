@@ -103,7 +103,8 @@ def _bound_port(server) -> int | None:
 
 def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, home=None,
           host: str = "127.0.0.1", port: int = 8000, block: bool = True, token: str | None = None,
-          max_tokens: int | None = None, quiet: bool = False) -> "Server | None":
+          max_tokens: int | None = None, quiet: bool = False, read_timeout: float = 10.0,
+          deadline: float | None = 60.0) -> "Server | None":
     """Serve the web app with the workspace's models and your own (see the module docstring).
 
     The views read a view recording of each model: a whole split of its data (the test split
@@ -111,11 +112,15 @@ def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | Non
 
     `port=0` picks a free port. A non-loopback `host` always gets an access token (printed in the
     URL). `block=False` returns a running `Server`; `block=True` serves until Ctrl-C and returns None.
+    `read_timeout`: seconds a client has to send a request (408 after); `deadline`: seconds before a
+    view's answer must start (503 "retry" after; None: no deadline); the defaults are those of
+    `rnnvis.server.limits`.
     """
     import uvicorn
 
     from .server import check_address
     from .server.app import create_app
+    from .server.limits import uvicorn_options
     from .server.security import is_loopback, new_token
 
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
@@ -124,8 +129,9 @@ def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | Non
     ex = _explorer(models, data, home, max_tokens)
     if not is_loopback(host) and not token:
         token = new_token()
-    app = create_app(ex.ws, host=host, token=token, explorer=ex)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    app = create_app(ex.ws, host=host, token=token, explorer=ex, read_timeout=read_timeout, deadline=deadline)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                            **uvicorn_options(read_timeout))
     server = uvicorn.Server(config)
 
     def url_for(p: int) -> str:

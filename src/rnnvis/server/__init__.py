@@ -10,6 +10,7 @@ import sys
 from ..errors import RnnvisError
 from ..workspace import Workspace
 from .app import create_app
+from .limits import DEADLINE_S, READ_TIMEOUT_S, uvicorn_options
 from .security import is_loopback, new_token
 
 __all__ = ["check_address", "create_app", "serve"]
@@ -51,7 +52,8 @@ def check_address(host: str, port: int) -> None:
 
 
 def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-          max_tokens: int | None = None) -> None:
+          max_tokens: int | None = None, read_timeout: float = READ_TIMEOUT_S, deadline: float | None = DEADLINE_S
+          ) -> None:
     """Serve the app; a non-loopback address always gets an access token. The views read whole
     splits, or at most `max_tokens` tokens of each (`rnnvis serve --max-tokens N`)."""
     import uvicorn
@@ -65,11 +67,11 @@ def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 8000, token: str |
     if not is_loopback(host) and not token:
         token = new_token()
     explorer = Explorer(ws, Catalog(ws.catalog_path), max_tokens=max_tokens)
-    app = create_app(ws, host=host, token=token, explorer=explorer)
+    app = create_app(ws, host=host, token=token, explorer=explorer, read_timeout=read_timeout, deadline=deadline)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"rnnvis: serving {ws.home} at {url}  (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(read_timeout))
     finally:
         explorer.jobs.shutdown()
