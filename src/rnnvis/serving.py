@@ -78,13 +78,14 @@ def _add_models(ex, models: Mapping[str, Any] | None) -> None:
         ex.add_model(name, module, **kwargs)
 
 
-def _explorer(models, data, home, max_tokens: int | None):
+def _explorer(models, data, home, max_tokens: int | None, cache_bytes: int | None = None):
     from .catalog import Catalog
     from .explore.session import Explorer
     from .workspace import Workspace
 
     ws = Workspace.open(home)
-    ex = Explorer(ws, Catalog(ws.catalog_path), max_tokens=max_tokens)
+    ex = Explorer(ws, Catalog(ws.catalog_path), max_tokens=max_tokens,
+                  **({} if cache_bytes is None else {"cache_bytes": cache_bytes}))
     for name, texts in (data or {}).items():
         ex.add_data(name, texts)
     _add_models(ex, models)
@@ -104,7 +105,7 @@ def _bound_port(server) -> int | None:
 def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, home=None,
           host: str = "127.0.0.1", port: int = 8000, block: bool = True, token: str | None = None,
           max_tokens: int | None = None, quiet: bool = False, read_timeout: float = 10.0,
-          deadline: float | None = 60.0) -> "Server | None":
+          deadline: float | None = 60.0, cache_bytes: int | None = None) -> "Server | None":
     """Serve the web app with the workspace's models and your own (see the module docstring).
 
     The views read a view recording of each model: a whole split of its data (the test split
@@ -114,7 +115,7 @@ def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | Non
     URL). `block=False` returns a running `Server`; `block=True` serves until Ctrl-C and returns None.
     `read_timeout`: seconds a client has to send a request (408 after); `deadline`: seconds before a
     view's answer must start (503 "retry" after; None: no deadline); the defaults are those of
-    `rnnvis.server.limits`.
+    `rnnvis.server.limits`. `cache_bytes`: memory for view results (default 512 MiB).
     """
     import uvicorn
 
@@ -126,7 +127,7 @@ def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | Non
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise RnnvisError(f"port {port!r} is out of range", "use a port between 1 and 65535 (0: any free port)")
     check_address(host, port)  # a bad host or a port in use: one clear error before anything starts
-    ex = _explorer(models, data, home, max_tokens)
+    ex = _explorer(models, data, home, max_tokens, cache_bytes)
     if not is_loopback(host) and not token:
         token = new_token()
     app = create_app(ex.ws, host=host, token=token, explorer=ex, read_timeout=read_timeout, deadline=deadline)

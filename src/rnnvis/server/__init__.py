@@ -52,10 +52,12 @@ def check_address(host: str, port: int) -> None:
 
 
 def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-          max_tokens: int | None = None, read_timeout: float = READ_TIMEOUT_S, deadline: float | None = DEADLINE_S
-          ) -> None:
+          max_tokens: int | None = None, read_timeout: float = READ_TIMEOUT_S, deadline: float | None = DEADLINE_S,
+          cache_bytes: int | None = None) -> None:
     """Serve the app; a non-loopback address always gets an access token. The views read whole
-    splits, or at most `max_tokens` tokens of each (`rnnvis serve --max-tokens N`)."""
+    splits, or at most `max_tokens` tokens of each (`rnnvis serve --max-tokens N`); a request must be
+    sent within `read_timeout` s and an answer start within `deadline` s; view results are kept in
+    `cache_bytes` of memory (None: `explore.cache.CACHE_BYTES`)."""
     import uvicorn
 
     from ..catalog import Catalog
@@ -66,7 +68,8 @@ def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 8000, token: str |
     check_address(host, port)  # one clear error now, not "serving ... at ..." and then a uvicorn ERROR line
     if not is_loopback(host) and not token:
         token = new_token()
-    explorer = Explorer(ws, Catalog(ws.catalog_path), max_tokens=max_tokens)
+    explorer = Explorer(ws, Catalog(ws.catalog_path), max_tokens=max_tokens,
+                        **({} if cache_bytes is None else {"cache_bytes": cache_bytes}))
     app = create_app(ws, host=host, token=token, explorer=explorer, read_timeout=read_timeout, deadline=deadline)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
