@@ -246,7 +246,6 @@ class CachedResults:
         raise NotReady(job, h.name, what=title)
 
 
-
 class _InlineContext:
     """The JobContext of work run in the caller's thread: progress is dropped, nothing cancels it."""
 
