@@ -10,7 +10,7 @@ import sys
 from ..errors import RnnvisError
 from ..workspace import Workspace
 from .app import create_app
-from .limits import DEADLINE_S, READ_TIMEOUT_S, uvicorn_options
+from .limits import DEADLINE_S, READ_TIMEOUT_S, bound_malloc_arenas, uvicorn_options
 from .security import is_loopback, new_token
 
 __all__ = ["check_address", "create_app", "serve"]
@@ -68,6 +68,7 @@ def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 8000, token: str |
     check_address(host, port)  # one clear error now, not "serving ... at ..." and then a uvicorn ERROR line
     if not is_loopback(host) and not token:
         token = new_token()
+    bound_malloc_arenas()  # before the server's threads: bounded memory under concurrent requests
     explorer = Explorer(ws, Catalog(ws.catalog_path), max_tokens=max_tokens,
                         **({} if cache_bytes is None else {"cache_bytes": cache_bytes}))
     app = create_app(ws, host=host, token=token, explorer=explorer, read_timeout=read_timeout, deadline=deadline)
