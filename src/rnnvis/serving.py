@@ -78,7 +78,7 @@ def _add_models(ex, models: Mapping[str, Any] | None) -> None:
         ex.add_model(name, module, **kwargs)
 
 
-def _explorer(models, data, home, max_tokens: int | None, quiet: bool = False):
+def _explorer(models, data, home, max_tokens: int | None, quiet: bool = False, cache_bytes: int | None = None):
     from .catalog import Catalog
     from .explore.session import Explorer
     from .heal import heal, heal_and_log
@@ -87,7 +87,8 @@ def _explorer(models, data, home, max_tokens: int | None, quiet: bool = False):
     ws = Workspace.open(home)
     catalog = Catalog(ws.catalog_path)
     (heal if quiet else heal_and_log)(ws, catalog)  # what killed processes left behind, before jobs start
-    ex = Explorer(ws, catalog, max_tokens=max_tokens)
+    ex = Explorer(ws, catalog, max_tokens=max_tokens,
+                  **({} if cache_bytes is None else {"cache_bytes": cache_bytes}))
     for name, texts in (data or {}).items():
         ex.add_data(name, texts)
     _add_models(ex, models)
@@ -106,7 +107,8 @@ def _bound_port(server) -> int | None:
 
 def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, home=None,
           host: str = "127.0.0.1", port: int = 8000, block: bool = True, token: str | None = None,
-          max_tokens: int | None = None, quiet: bool = False) -> "Server | None":
+          max_tokens: int | None = None, quiet: bool = False, read_timeout: float = 10.0,
+          deadline: float | None = 60.0, cache_bytes: int | None = None) -> "Server | None":
     """Serve the web app with the workspace's models and your own (see the module docstring).
 
     The views read a view recording of each model: a whole split of its data (the test split
@@ -114,21 +116,26 @@ def serve(models: Mapping[str, Any] | None = None, data: Mapping[str, Any] | Non
 
     `port=0` picks a free port. A non-loopback `host` always gets an access token (printed in the
     URL). `block=False` returns a running `Server`; `block=True` serves until Ctrl-C and returns None.
+    `read_timeout`: seconds a client has to send a request (408 after); `deadline`: seconds before a
+    view's answer must start (503 "retry" after; None: no deadline); the defaults are those of
+    `rnnvis.server.limits`. `cache_bytes`: memory for view results (default 512 MiB).
     """
     import uvicorn
 
     from .server import check_address
     from .server.app import create_app
+    from .server.limits import uvicorn_options
     from .server.security import is_loopback, new_token
 
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise RnnvisError(f"port {port!r} is out of range", "use a port between 1 and 65535 (0: any free port)")
     check_address(host, port)  # a bad host or a port in use: one clear error before anything starts
-    ex = _explorer(models, data, home, max_tokens, quiet=quiet)
+    ex = _explorer(models, data, home, max_tokens, quiet=quiet, cache_bytes=cache_bytes)
     if not is_loopback(host) and not token:
         token = new_token()
-    app = create_app(ex.ws, host=host, token=token, explorer=ex)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    app = create_app(ex.ws, host=host, token=token, explorer=ex, read_timeout=read_timeout, deadline=deadline)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                            **uvicorn_options(read_timeout))
     server = uvicorn.Server(config)
 
     def url_for(p: int) -> str:

@@ -21,6 +21,7 @@ PROBE_SAMPLE = 20_000  # tokens the linear probe is trained and tested on (seede
 INLINE_CELLS = 2_000_000  # tokens x units x annotations computed within the request (about 0.3 s)
 MAX_POS = 8  # most frequent POS classes offered
 SCAN = "scan/1"  # how the rankings are computed (part of the cache key)
+MAX_TOP = 100  # units kept per annotation in the cached result; `top` only truncates it
 
 
 def level_annotations(h: ModelHandle) -> list[str]:
@@ -74,7 +75,7 @@ def rank_store(store, decode, names: list[str], tags: np.ndarray | None = None, 
 def discovery(ex: Explorer, ref: str, annotations: list[str] | None = None, top: int = 10) -> dict:
     """{annotations: [{name, kind, metric, error, top: [{stream, unit, score, effect}], probe}], available}."""
     store = ex.store(ref)
-    top = check_int("top", top, 1, 100)
+    top = check_int("top", top, 1, MAX_TOP)
     avail = available(ex, ref)
     names = list(annotations) if annotations else avail
     unknown = [n for n in names if n not in avail]
@@ -82,27 +83,32 @@ def discovery(ex: Explorer, ref: str, annotations: list[str] | None = None, top:
         raise bad(f"unknown annotations {unknown}", f"choose from {', '.join(avail)}")
     n = store.n_tokens
     units = {s: store.meta["units"][s] for s in store.streams}
+    # the job is keyed by what it computes (the set of annotations, the recording), not by how the answer
+    # is shaped: every `top` and order of annotations reads the one result of MAX_TOP units each
+    names = list(dict.fromkeys(names))
+    computed = sorted(names)
 
     def run(ctx) -> list[dict]:
         ctx.progress(0.0, f"ranking units against {len(names)} annotations")
-        tags = token_pos(ex, ref) if any(nm.startswith("pos=") for nm in names) else None
+        tags = token_pos(ex, ref) if any(nm.startswith("pos=") for nm in computed) else None
         found, probe_stream = rank_store(
-            store, ex.model(ref).decode, names, tags,
+            store, ex.model(ref).decode, computed, tags,
             progress=lambda stop: ctx.progress(stop / max(n, 1), f"ranking units: {stop:,} of {n:,} tokens"))
         out = []
-        for name in names:
+        for name in computed:
             rk = found.rankings[name]
             p = found.probes.get((name, probe_stream))
             probe = None if p is None else {"stream": probe_stream, "metric": p.metric,
                                             "test_score": num(p.test_score), "baseline": num(p.baseline)}
             out.append({"name": name, "kind": rk.kind, "metric": rk.metric, "error": num(rk.error),
                         "top": [{"stream": str(s), "unit": int(u), "score": num(sc), "effect": num(e)}
-                                for s, u, sc, e in zip(rk.stream[:top], rk.unit[:top], rk.score[:top],
-                                                       rk.effect[:top])],
+                                for s, u, sc, e in zip(rk.stream[:MAX_TOP], rk.unit[:MAX_TOP],
+                                                       rk.score[:MAX_TOP], rk.effect[:MAX_TOP])],
                         "probe": probe})
         return out
 
     cells = n * sum(units.values()) * len(names)
-    out = ex.cached_job("discovery", ref, {"annotations": names, "top": top, "tokens": n, "method": SCAN}, run,
+    out = ex.cached_job("discovery", ref, {"annotations": computed, "tokens": n, "method": SCAN}, run,
                         title=f"unit discovery ({len(names)} annotations)", inline=cells <= INLINE_CELLS)
-    return {"annotations": out, "available": avail}
+    by_name = {a["name"]: a for a in out}
+    return {"annotations": [{**by_name[nm], "top": by_name[nm]["top"][:top]} for nm in names], "available": avail}

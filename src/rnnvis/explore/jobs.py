@@ -6,7 +6,9 @@ heavy jobs do not fight over the CPU) and returns a `Job` at once. Jobs of a kin
 training run does not hold up recordings and analyses. `fn` reports progress with
 `ctx.progress(fraction, message)` and calls `ctx.check()` (or lets a progress callback do it) to
 stop early when the job is cancelled. A job with a `key` is shared: submitting the same key while
-it is queued or running returns the existing job.
+it is queued or running returns the existing job. At most `max_queued` jobs wait at once (all
+queues together): one more raises `QueueFull` (HTTP 503 with Retry-After), so a flood of requests
+cannot pile up work without bound.
 """
 from __future__ import annotations
 
@@ -21,6 +23,14 @@ from ..errors import NotFound, RnnvisError
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 KEEP_FINISHED = 200  # finished jobs kept for GET /api/jobs
+MAX_QUEUED = 64  # jobs waiting to start (all queues together); more are refused with QueueFull
+RETRY_AFTER_S = 5  # what a refused client is told to wait before retrying
+
+
+class QueueFull(RnnvisError):
+    """The job queue is full (HTTP 503 with a Retry-After header): nothing was queued."""
+
+    retry_after_s = RETRY_AFTER_S
 
 
 class JobCancelled(Exception):
@@ -125,9 +135,12 @@ class JobContext:
 class JobManager:
     """Queue of jobs run by `workers` daemon threads; thread-safe."""
 
-    def __init__(self, workers: int = 1, own_worker: tuple[str, ...] = ("train",)):
+    def __init__(self, workers: int = 1, own_worker: tuple[str, ...] = ("train",), max_queued: int = MAX_QUEUED):
         if workers < 1:
             raise RnnvisError(f"workers={workers} must be at least 1", "use 1 (the default)")
+        if max_queued < 1:
+            raise RnnvisError(f"max_queued={max_queued} must be at least 1", f"use {MAX_QUEUED} (the default)")
+        self.max_queued = max_queued
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._jobs: dict[str, Job] = {}
@@ -153,6 +166,11 @@ class JobManager:
                     j = self._jobs[jid]
                     if j.key == key and not j.finished:
                         return j
+            waiting = len(self._queue) + sum(len(q) for q in self._queues.values())
+            if waiting >= self.max_queued:
+                raise QueueFull(f"the server is busy: {waiting} jobs are waiting to run",
+                                f"retry in a few seconds (Retry-After: {RETRY_AFTER_S}), or cancel jobs you no "
+                                "longer need (GET /api/jobs)")
             job = Job(kind, title, fn, key)
             if meta:
                 job.meta = dict(meta)

@@ -278,7 +278,10 @@ def projection(ex: Explorer, ref: str, what: str = "units", stream: str | None =
         raise bad("a trajectory needs exactly one of text= or doc=", "type a text or pick a document")
     params = {"what": what, "stream": stream, "method": method, "text": text, "doc": doc, "start": start,
               "stop": stop}
-    return ex.cached("projection", ref, params, lambda: _trajectory(ex, ref, stream, method, text, doc, start, stop))
+    t = ex.cached("projection", ref, params, lambda: _trajectory(ex, ref, stream, method, text, doc, start, stop))
+    return {"what": "trajectory", "method": method,  # rendered per answer from the compact cached form
+            "points": [{"x": num(x), "y": num(y), "label": tok, "group": None}
+                       for (x, y), tok in zip(t["coords"].tolist(), t["tokens"])], "explained": t["explained"]}
 
 
 def _trajectory(ex: Explorer, ref: str, stream, method, text, doc, start, stop) -> dict:
@@ -303,6 +306,5 @@ def _trajectory(ex: Explorer, ref: str, stream, method, text, doc, start, stop) 
         states = read_streams(ex, ref, [stream], a + s0, a + s1)[stream]
         tokens = store_tokens(ex, ref)[a + s0:a + s1]
     p = project_trajectory(states, method, tokens=tokens, seed=0)
-    return {"what": "trajectory", "method": method,
-            "points": [{"x": num(x), "y": num(y), "label": t, "group": None} for (x, y), t in zip(p.coords, tokens)],
+    return {"coords": np.asarray(p.coords, dtype=np.float64), "tokens": list(tokens),  # (tokens, 2)
             "explained": None if p.explained_variance is None else tolist(p.explained_variance)}

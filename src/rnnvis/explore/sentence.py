@@ -18,6 +18,7 @@ MAX_STEPS = 64  # integrated-gradient steps
 IG_ROWS = 32_768  # batch × tokens of one integrated-gradient pass
 IG_LOGITS = 1 << 24  # batch × tokens × vocabulary of one pass of a language model (64 MB of float32)
 TOP = 5
+GLYPH_ARRAYS = ("pos", "neg", "dpos", "dneg", "kept")
 
 
 class TooLarge(RnnvisError):
@@ -74,13 +75,21 @@ def _top(h: ModelHandle, ids: np.ndarray, probs: np.ndarray) -> list[list[dict]]
 
 
 def _typed_outputs(h: ModelHandle, out: dict) -> dict:
+    """Compact outputs of a typed text (arrays; `_render_outputs` makes the JSON)."""
     logits = torch.from_numpy(out["logits"])
     if logits.dim() == 3:  # LM (1, T, V)
         p = torch.softmax(logits[0].double(), -1)
         top = p.topk(min(TOP, p.shape[-1]), -1)
-        return {"loss": tolist(np.array([np.nan if v is None else v for v in out["loss"]])),
-                "top": _top(h, top.indices.numpy(), top.values.numpy()), "probs": None}
-    return {"loss": None, "top": None, "probs": _class_probs(h, torch.softmax(logits[0].double(), -1).numpy())}
+        loss = np.array([np.nan if v is None else v for v in out["loss"]], dtype=np.float32)  # float32 values
+        return {"loss": loss, "top_ids": top.indices.numpy().astype(np.int32), "top_probs": top.values.numpy(),
+                "probs": None}
+    return {"loss": None, "top_ids": None, "top_probs": None,
+            "probs": _class_probs(h, torch.softmax(logits[0].double(), -1).numpy())}
+
+
+def _render_outputs(h: ModelHandle, o: dict) -> dict:
+    return {"loss": None if o["loss"] is None else tolist(o["loss"]),
+            "top": None if o["top_ids"] is None else _top(h, o["top_ids"], o["top_probs"]), "probs": o["probs"]}
 
 
 def _class_probs(h: ModelHandle, p: np.ndarray) -> list[dict]:
@@ -95,12 +104,13 @@ def _corpus_outputs(ex: Explorer, ref: str, h: ModelHandle, doc: int, a: int, b:
             return {k: store.output(k) for k in ("loss", "topk_ids", "topk_probs")}
         o = ex.cached("lm_outputs", ref, {}, cols)
         if o["loss"] is None:
-            return {"loss": None, "top": None, "probs": None}
-        return {"loss": tolist(o["loss"][a:b]), "top": _top(h, o["topk_ids"][a:b], o["topk_probs"][a:b]),
-                "probs": None}
+            return {"loss": None, "top_ids": None, "top_probs": None, "probs": None}
+        return {"loss": np.asarray(o["loss"][a:b]), "top_ids": np.asarray(o["topk_ids"][a:b]),
+                "top_probs": np.asarray(o["topk_probs"][a:b]), "probs": None}
     probs, pdocs = store.output("doc_probs"), store.output("doc_probs_doc_ids")
     hit = np.flatnonzero(pdocs == doc) if pdocs is not None else []
-    return {"loss": None, "top": None, "probs": _class_probs(h, probs[hit[0]]) if len(hit) else None}
+    return {"loss": None, "top_ids": None, "top_probs": None,
+            "probs": _class_probs(h, probs[hit[0]]) if len(hit) else None}
 
 
 # ---- glyphs --------------------------------------------------------------------------------------------
@@ -114,29 +124,40 @@ def forget_stream(stream: str) -> str | None:
 
 def glyphs(ex: Explorer, ref: str, stream: str, h_values: np.ndarray, forget: np.ndarray | None,
            h0: np.ndarray | None, k: int | None) -> dict | None:
-    """Sentence glyphs of `stream` for the unit clusters of its co-clustering (k given or chosen);
-    None for a stream without per-word statistics (nothing to co-cluster: gates by default)."""
+    """Sentence glyphs of `stream` for the unit clusters of its co-clustering (k given or chosen), as arrays
+    (`_render_glyphs` makes the JSON); None for a stream without per-word statistics (nothing to
+    co-cluster: gates by default)."""
     from ..analysis import sentence_glyphs
 
     if not ex.store(ref).has_word_stats(stream):
         return None
     labels, kk = unit_labels(ex, ref, stream, k)
     g = sentence_glyphs(h_values, labels, forget=forget, h0=h0, n_clusters=kk)
-    return {"stream": stream, "k": kk, "unit_labels": labels.tolist(), "pos": tolist(g.pos), "neg": tolist(g.neg),
-            "dpos": tolist(g.dpos), "dneg": tolist(g.dneg), "kept": tolist(g.kept)}
+    return {"stream": stream, "k": kk, "unit_labels": labels.astype(np.int32),
+            **{k: np.asarray(getattr(g, k)) for k in GLYPH_ARRAYS}}
+
+
+def _render_glyphs(g: dict | None) -> dict | None:
+    if g is None:
+        return None
+    return {**g, **{k: tolist(g[k]) for k in GLYPH_ARRAYS}, "unit_labels": g["unit_labels"].tolist()}
 
 
 # ---- sentence ----------------------------------------------------------------------------------------
 def sentence(ex: Explorer, ref: str, text: str | None = None, doc: int | None = None, start: int | None = None,
              stop: int | None = None, streams: list[str] | None = None, k: int | None = None,
              stream: str | None = None) -> dict:
-    """Sentence: states of `streams`, outputs and glyphs of a typed text or a range of a corpus document."""
+    """Sentence: states of `streams`, outputs and glyphs of a typed text or a range of a corpus document.
+
+    The cache keeps a compact form (float32 states of the requested streams, arrays of outputs and glyphs:
+    about 1/8 of the JSON-ready lists); each answer is rendered from it."""
     check_text(text)
     params = {"text": text, "doc": doc, "start": start, "stop": stop, "streams": streams, "k": k, "stream": stream}
     out = ex.cached("sentence", ref, params, lambda: _sentence(ex, ref, text, doc, start, stop, streams, k, stream))
     if text is not None and out["glyphs"] is None:  # made before the view recording was ready: not kept
         ex.forget("sentence", ref, params)
-    return out
+    return {**out, "streams": {n: tolist(v) for n, v in out["streams"].items()},
+            "outputs": _render_outputs(ex.model(ref), out["outputs"]), "glyphs": _render_glyphs(out["glyphs"])}
 
 
 def _sentence(ex: Explorer, ref: str, text, doc, start, stop, streams, k, stream) -> dict:
@@ -162,7 +183,8 @@ def _sentence(ex: Explorer, ref: str, text, doc, start, stop, streams, k, stream
         except NotReady:  # typed texts work before the view recording is ready; glyphs need it
             g = None
         return {"source": "typed", "doc": None, "tokens": tokens,
-                "streams": {n: tolist(values[n]) for n in wanted}, "outputs": _typed_outputs(h, out), "glyphs": g}
+                "streams": {n: _owned(values[n]) for n in wanted},
+                "outputs": _typed_outputs(h, out), "glyphs": g}
     store = ex.store(ref)
     doc = int(doc)
     a, s0, s1 = span(ex, ref, doc, start, stop)
@@ -179,8 +201,14 @@ def _sentence(ex: Explorer, ref: str, text, doc, start, stop, streams, k, stream
     g = glyphs(ex, ref, gstream, hv[int(prev):], forget, h0, k)
     tokens = store_tokens(ex, ref)[lo:hi]
     return {"source": "corpus", "doc": doc, "tokens": tokens,
-            "streams": {n: tolist(values[n][int(prev):]) for n in wanted},
+            "streams": {n: _owned(values[n][int(prev):]) for n in wanted},
             "outputs": _corpus_outputs(ex, ref, h, doc, lo, hi), "glyphs": g}
+
+
+def _owned(a) -> np.ndarray:
+    """A float32 array that owns its memory: a cached view would keep every stream of the run alive."""
+    a = np.asarray(a, dtype=np.float32)
+    return a.copy() if a.base is not None else a
 
 
 def _restart(ex: Explorer, ref: str, i: int) -> bool:
@@ -225,11 +253,13 @@ def saliency(ex: Explorer, ref: str, text: str, target: int | str | None = None,
             top = p.topk(min(TOP, p.shape[0]))
             prediction = [{"label": t, "prob": round(float(v), 6)}
                           for t, v in zip(h.decode(top.indices.tolist()), top.values)]
+        # kept as arrays (a (tokens, embedding) float64 array is 1/4 of its lists); rendered per answer
         return {"tokens": tokens, "target": tgt, "target_label": label,
-                "methods": {"grad": tolist(s.grad_norm, 6), "grad_x_input": tolist(s.gxi_token, 6),
-                            "integrated": tolist(s.ig_token, 6) if s.ig_token is not None else None},
-                "dims": tolist(s.grad_abs, 6), "prediction": prediction}
-    return ex.cached("saliency", ref, {"text": text, "target": target, "steps": steps}, build)
+                "methods": {"grad": s.grad_norm, "grad_x_input": s.gxi_token, "integrated": s.ig_token},
+                "dims": s.grad_abs, "prediction": prediction}
+    out = ex.cached("saliency", ref, {"text": text, "target": target, "steps": steps}, build)
+    return {**out, "methods": {k: None if v is None else tolist(v, 6) for k, v in out["methods"].items()},
+            "dims": tolist(out["dims"], 6)}
 
 
 def _class_index(target, labels: list[str]) -> int:

@@ -16,11 +16,9 @@ answer for that split; `model(view_ref).split` is the split.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,13 +26,12 @@ import torch
 from ..catalog import Catalog
 from ..errors import NotFound, RnnvisError
 from ..workspace import Workspace
+from .cache import CACHE_BYTES, ByteLRU, CachedResults, one_blas_thread  # noqa: F401 - re-exported
 from .handle import (EncodeTokenizer, ModelHandle, ViewRef, _tokenizer_adapter, parse_stream,  # noqa: F401
                      split_of, weights_id)  # re-exported: the views import them from here
-from .jobs import JobContext, JobManager
+from .jobs import JobContext, JobManager  # noqa: F401 - re-exported
 from .viewrec import (CLASSIFY_MAX_LEN, VIEW_BATCH, VIEW_WINDOW, NotReady, ViewRecordings,  # noqa: F401
                       own_batches)
-
-CACHE_ENTRIES = 256
 
 
 def _as_corpus(name: str, texts, ws: Workspace):
@@ -51,12 +48,14 @@ def _as_corpus(name: str, texts, ws: Workspace):
     return Corpus(name, [Document(id=str(i), text=t) for i, t in enumerate(texts)], info={"own": True})
 
 
-class Explorer(ViewRecordings):
+class Explorer(ViewRecordings, CachedResults):
     """Models, view recordings, jobs and caches behind the exploration views."""
 
     def __init__(self, ws: Workspace, catalog: Catalog, jobs: JobManager | None = None,
-                 max_tokens: int | None = None, device: str = "cpu", warm: bool = True):
-        """`max_tokens`: cap of a view recording (None: the whole split)."""
+                 max_tokens: int | None = None, device: str = "cpu", warm: bool = True,
+                 cache_bytes: int = CACHE_BYTES):
+        """`max_tokens`: cap of a view recording (None: the whole split); `cache_bytes`: budget of the
+        in-memory result cache."""
         if max_tokens is not None and (isinstance(max_tokens, bool) or int(max_tokens) != max_tokens
                                        or max_tokens < 1):
             raise RnnvisError(f"max_tokens={max_tokens!r} must be a positive whole number",
@@ -72,7 +71,7 @@ class Explorer(ViewRecordings):
         self._split_handles: dict[tuple[str, str], ModelHandle] = {}  # (model id, split) -> handle
         self._stores: dict[tuple[str, str], Any] = {}  # (model id, split) -> Store
         self._corpora: dict[str, Any] = {}
-        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache = ByteLRU(cache_bytes)
         self._key_locks: dict[str, threading.Lock] = {}
         self._load_locks: dict[str, threading.Lock] = {}  # model id -> lock held while its checkpoint loads
         self._view_keys: dict[tuple[str, str], tuple[Any, list[str]]] = {}  # (id, split) -> (corpus, keys)
@@ -325,107 +324,6 @@ class Explorer(ViewRecordings):
             return ""
         return str(store.meta.get("user", {}).get("key") or store.path.name)
 
-    def _cache_key(self, kind: str, h: ModelHandle, params: dict) -> str:
-        rk = self.recording_key(h) or f"split:{h.split}"  # the recording, or its split while none is ready
-        blob = json.dumps([kind, h.id, rk, params], sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-    def _lookup(self, key: str, persist: bool) -> Any:
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        if persist:
-            value = self.catalog.get_analysis(key)
-            if value is not None:
-                self._remember(key, value)
-            return value
-        return None
-
-    def _remember(self, key: str, value: Any) -> None:
-        with self._lock:
-            self._cache[key] = value
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
-
-    def _store_value(self, key: str, kind: str, h: ModelHandle, rk: str, params: dict, value: Any,
-                     persist: bool) -> None:
-        if persist:
-            self.catalog.put_analysis(key, kind, {"model": h.id, "recording": rk, **params}, value)
-        self._remember(key, value)
-
-    def peek(self, kind: str, ref: str, params: dict, persist: bool = True) -> Any | None:
-        """The cached result of (kind, ref, params) in memory (and the catalog when persist), or None.
-        Computes nothing and takes no per-key lock: it never waits for a running computation."""
-        h = self.model(ref)
-        return self._lookup(self._cache_key(kind, h, params), persist)
-
-    def cached(self, kind: str, ref: str, params: dict, fn: Callable[[], Any], persist: bool = False) -> Any:
-        """fn() memoised by (kind, model id, recording key, params): in memory, and in the catalog when persist.
-
-        Concurrent callers of the same key wait for one computation."""
-        h = self.model(ref)
-        key = self._cache_key(kind, h, params)
-        value = self._lookup(key, persist)
-        if value is not None:
-            return value
-        with self._lock:
-            lk = self._key_locks.setdefault(key, threading.Lock())
-        try:
-            with lk:
-                value = self._lookup(key, persist)
-                if value is None:
-                    with one_blas_thread():
-                        value = fn()
-                    self._store_value(key, kind, h, self.recording_key(h), params, value, persist)
-        finally:  # also when fn fails: no lock is left behind
-            with self._lock:
-                if self._key_locks.get(key) is lk:
-                    del self._key_locks[key]
-        return value
-
-    def forget(self, kind: str, ref: str, params: dict) -> None:
-        """Drop one in-memory cache entry."""
-        key = self._cache_key(kind, self.model(ref), params)
-        with self._lock:
-            self._cache.pop(key, None)
-
-    def cached_job(self, kind: str, ref: str, params: dict, fn: Callable[[JobContext], Any], title: str,
-                   persist: bool = True, inline: bool = False, wait_s: float = 0.0) -> Any:
-        """Like `cached`, but a slow fn(ctx) runs as an analysis job: the result when cached or done within
-        `wait_s` seconds, else NotReady(job) (409). A job that failed while this call waited raises its
-        error; a later call starts it again. The job computes outside the per-key lock (`peek` never
-        waits for it) and stores the result when done. `inline=True` (a small input) computes it in the
-        caller's thread instead."""
-        if inline:
-            return self.cached(kind, ref, params, lambda: fn(_InlineContext()), persist=persist)
-        h = self.model(ref)
-        key = self._cache_key(kind, h, params)
-        value = self._lookup(key, persist)
-        if value is not None:
-            return value
-        rk = self.recording_key(h)
-
-        def run(ctx: JobContext):
-            if self._lookup(key, persist) is None:
-                with one_blas_thread():
-                    value = fn(ctx)
-                self._store_value(key, kind, h, rk, params, value, persist)
-            return {"analysis": kind, "model": h.name}
-
-        # a running job of the key is shared; a finished (failed, cancelled) one is started again
-        job = self.jobs.submit("analysis", f"{title} of {h.name}", run, key=f"analysis:{key}",
-                               meta={"model": h.name, "split": h.split})
-        if wait_s > 0:
-            job = self.jobs.wait(job.id, wait_s)
-        if job.status == "done":
-            value = self._lookup(key, persist)
-            if value is not None:
-                return value
-        if job.status == "failed" and job.error:
-            raise RnnvisError(job.error.get("error") or f"the {title} failed", job.error.get("fix"))
-        raise NotReady(job, h.name, what=title)
-
     # -- ModelInfo ------------------------------------------------------------------------
     def info(self, ref: str) -> dict:
         h = self.model(ref)
@@ -444,27 +342,3 @@ class Explorer(ViewRecordings):
                 "splits": self.splits(ref), "default_split": h.default_split, "own": h.own,
                 "labels": h.labels, "streams": streams, "default_stream": default,
                 "recording": self.recording_status(ref), "has_pos": self.has_pos(h), "run_id": h.run_id}
-
-
-class _InlineContext:
-    """The JobContext of work run in the caller's thread: progress is dropped, nothing cancels it."""
-
-    cancelled = False
-
-    def progress(self, fraction: float, message: str | None = None, eta_s: float | None = None) -> None:
-        pass
-
-    def check(self) -> None:
-        pass
-
-
-def one_blas_thread():
-    """BLAS/OpenMP pools limited to one thread: on a shared small CPU, scikit-learn's k-means and
-    friends run up to 8x faster without oversubscription (measured: co-clustering 3.3 s -> 0.4 s)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn depends on it
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(1)

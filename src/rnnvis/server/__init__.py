@@ -10,6 +10,7 @@ import sys
 from ..errors import RnnvisError
 from ..workspace import Workspace
 from .app import create_app
+from .limits import DEADLINE_S, READ_TIMEOUT_S, bound_malloc_arenas, uvicorn_options
 from .security import is_loopback, new_token
 
 __all__ = ["check_address", "create_app", "serve"]
@@ -51,9 +52,12 @@ def check_address(host: str, port: int) -> None:
 
 
 def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-          max_tokens: int | None = None) -> None:
+          max_tokens: int | None = None, read_timeout: float = READ_TIMEOUT_S, deadline: float | None = DEADLINE_S,
+          cache_bytes: int | None = None) -> None:
     """Serve the app; a non-loopback address always gets an access token. The views read whole
-    splits, or at most `max_tokens` tokens of each (`rnnvis serve --max-tokens N`)."""
+    splits, or at most `max_tokens` tokens of each (`rnnvis serve --max-tokens N`); a request must be
+    sent within `read_timeout` s and an answer start within `deadline` s; view results are kept in
+    `cache_bytes` of memory (None: `explore.cache.CACHE_BYTES`)."""
     import uvicorn
 
     from ..catalog import Catalog
@@ -65,14 +69,16 @@ def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 8000, token: str |
     check_address(host, port)  # one clear error now, not "serving ... at ..." and then a uvicorn ERROR line
     if not is_loopback(host) and not token:
         token = new_token()
+    bound_malloc_arenas()  # before the server's threads: bounded memory under concurrent requests
     catalog = Catalog(ws.catalog_path)
     heal_and_log(ws, catalog)  # before the server's own jobs start: what killed processes left behind
-    explorer = Explorer(ws, catalog, max_tokens=max_tokens)
-    app = create_app(ws, host=host, token=token, explorer=explorer)
+    explorer = Explorer(ws, catalog, max_tokens=max_tokens,
+                        **({} if cache_bytes is None else {"cache_bytes": cache_bytes}))
+    app = create_app(ws, host=host, token=token, explorer=explorer, read_timeout=read_timeout, deadline=deadline)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"rnnvis: serving {ws.home} at {url}  (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(read_timeout))
     finally:
         explorer.jobs.shutdown()

@@ -19,6 +19,7 @@ from starlette.routing import Match, Mount
 from ..catalog import Catalog
 from ..errors import NotFound, RnnvisError
 from ..workspace import Workspace
+from .limits import DEADLINE_S, READ_TIMEOUT_S, RequestLimits
 from .security import GuardMiddleware, allowed_hosts
 
 if TYPE_CHECKING:
@@ -129,9 +130,13 @@ def _warm_imports() -> None:
 
 
 def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None,
-               explorer: "Explorer | None" = None) -> FastAPI:
+               explorer: "Explorer | None" = None, read_timeout: float = READ_TIMEOUT_S,
+               deadline: float | None = DEADLINE_S) -> FastAPI:
+    """The app; a request body must arrive within `read_timeout` s and an /api answer start within
+    `deadline` s (None: no deadline), see `limits.RequestLimits`."""
+    from ..explore.jobs import QueueFull
     from ..explore.session import Explorer, NotReady
-    from .routes_explore import BodyLimit, TooLarge, explore_router
+    from .routes_explore import TooLarge, explore_router
 
     own_explorer = explorer is None
 
@@ -151,7 +156,7 @@ def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None,
     app.state.explorer = explorer if explorer is not None else Explorer(ws, app.state.catalog)
     # the last added middleware runs first: the host, origin and token checks come before the body-size
     # limit, so a client without the token gets 401, not 413, whatever it sends
-    app.add_middleware(BodyLimit)
+    app.add_middleware(RequestLimits, read_timeout=read_timeout, deadline=deadline)
     app.add_middleware(GuardMiddleware, hosts=None if host in ("0.0.0.0", "::") else allowed_hosts(host),
                        token=token)
 
@@ -159,6 +164,9 @@ def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None,
     async def _rnnvis_error(_: Request, exc: RnnvisError) -> JSONResponse:
         if isinstance(exc, NotReady):
             return ErrorResponse({"error": exc.what, "fix": exc.fix, "job": exc.job.to_json()}, status_code=409)
+        if isinstance(exc, QueueFull):  # nothing was queued: come back later
+            return ErrorResponse({"error": exc.what, "fix": exc.fix}, status_code=503,
+                                 headers={"Retry-After": str(exc.retry_after_s)})
         status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else 400
         return ErrorResponse({"error": exc.what, "fix": exc.fix}, status_code=status)
 

@@ -3,7 +3,8 @@
 Each handler is thin: it checks the request's shape (pydantic), calls one function of
 `rnnvis.explore` and returns its JSON. Heavy handlers are plain `def` (FastAPI runs them in its
 thread pool). Errors: RnnvisError -> 400, NotFound -> 404, NotReady -> 409 with the job,
-TooLarge -> 413 (see `create_app`).
+TooLarge -> 413, QueueFull -> 503 (see `create_app`); body size, read time and the answer's
+deadline: `limits.RequestLimits`.
 """
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ from pydantic import AfterValidator, BaseModel, Field
 from ..errors import RnnvisError
 from ..explore.sentence import MAX_TEXT, TooLarge  # noqa: F401 - TooLarge: 413 (create_app)
 from ..explore.session import Explorer
-
-MAX_BODY = 1 << 20  # bytes of a request body
 
 
 def _unicode(text: str | None) -> str | None:
@@ -193,46 +192,3 @@ def explore_router(ex: Explorer) -> APIRouter:
                                     body.min_fraction, body.min_len, body.max_len, body.limit))
 
     return r
-
-
-class BodyLimit:
-    """ASGI middleware: 413 with a JSON {error, fix} for a request body over `limit` bytes.
-
-    A body with a Content-Length is judged by it (the server holds the client to it); a chunked
-    body (no Content-Length) is read here first, at most `limit` bytes, and then handed on, so an
-    oversized one is answered 413 before the app (whose body parser would answer 400) sees it.
-    """
-
-    def __init__(self, app, limit: int = MAX_BODY):
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None:
-            if length.isdigit() and int(length) > self.limit:
-                return await _too_large(self.limit)(scope, receive, send)
-            return await self.app(scope, receive, send)
-        messages, seen = [], 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break  # the client went away: let the app see it
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                return await _too_large(self.limit)(scope, receive, send)
-            if not message.get("more_body", False):
-                break
-
-        async def replay():
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
-
-
-def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"error": f"the request body is larger than {limit // 1024} KiB",
-                         "fix": f"send a shorter text (at most {MAX_TEXT:,} characters)"}, status_code=413)
