@@ -318,3 +318,25 @@ def test_a_view_past_the_deadline_answers_503_and_the_retry_gets_the_answer(serv
     finally:
         s.close()
     assert status == 200 and answer["tokens"] == ["the", "cat", "sat", "on", "the", "mat"]
+
+
+# -- the limits are options of `rnnvis serve` too ------------------------------------------------------------
+@pytest.mark.parametrize("args, shown", [(("--deadline", "-1"), "--deadline -1.0"), (("--read-timeout", "nan"), "--read-timeout nan"),
+                                         (("--cache-mb", "-5"), "--cache-mb -5")])
+def test_serve_refuses_impossible_limits_in_one_line(tmp_path, capsys, args, shown):
+    from rnnvis.cli import main
+
+    code = main(["serve", *args, "--port", "0", "--home", str(tmp_path / "home")])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert code == 2 and len(err) == 1 and err[0].startswith("rnnvis: error: ") and shown in err[0], err
+
+
+def test_serve_passes_its_limits_to_the_server(tmp_path, monkeypatch):
+    import rnnvis.server as server
+    from rnnvis.cli import main
+
+    got = {}
+    monkeypatch.setattr(server, "serve", lambda ws, **kw: got.update(kw))
+    assert main(["serve", "--read-timeout", "3", "--deadline", "20", "--cache-mb", "64", "--port", "0",
+                 "--home", str(tmp_path / "home")]) == 0
+    assert (got["read_timeout"], got["deadline"], got["cache_bytes"]) == (3.0, 20.0, 64 << 20)

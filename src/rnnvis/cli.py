@@ -27,6 +27,12 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-browser", action="store_true", help="accepted for compatibility; rnnvis never opens one")
     p.add_argument("--max-tokens", type=int, metavar="N", help="views read at most N tokens of each split "
                    "(default: the whole split)")
+    p.add_argument("--read-timeout", type=float, metavar="S", default=10.0,
+                   help="a request must be sent within S seconds, else 408 (default 10)")
+    p.add_argument("--deadline", type=float, metavar="S", default=60.0,
+                   help="a view's answer must start within S seconds, else 503 and the work goes on in the "
+                   "background (default 60)")
+    p.add_argument("--cache-mb", type=int, metavar="N", help="memory for view results, in MB (default 512)")
 
 
 def build_parser() -> argparse.ArgumentParser:

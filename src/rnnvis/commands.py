@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 
 from .catalog import Catalog
@@ -214,6 +215,13 @@ def _prepare_view_recordings(ws: Workspace, cat, names: list[str], max_tokens: i
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
+    for flag, value in (("--read-timeout", args.read_timeout), ("--deadline", args.deadline)):
+        if not math.isfinite(value) or not 0 < value <= 86400:
+            raise RnnvisError(f"{flag} {value} is out of range", f"give {flag} a number of seconds in (0, 86400]")
+    if args.cache_mb is not None and not 0 <= args.cache_mb <= 1 << 20:
+        raise RnnvisError(f"--cache-mb {args.cache_mb} is out of range", "give a size in MB from 0 to 1048576")
     ws = Workspace.open(getattr(args, "home", None))
-    serve(ws, host=args.host, port=args.port, token=args.token, max_tokens=args.max_tokens)
+    serve(ws, host=args.host, port=args.port, token=args.token, max_tokens=args.max_tokens,
+          read_timeout=args.read_timeout, deadline=args.deadline,
+          cache_bytes=None if args.cache_mb is None else args.cache_mb << 20)
     return 0
