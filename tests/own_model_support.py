@@ -56,6 +56,19 @@ class BatchLM(nn.Module):
         return self.out(h), state
 
 
+class TimeBiLM(nn.Module):
+    """Time-major bidirectional LSTM LM: ids (T, B) -> logits (T, B, V)."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, 6)
+        self.rnn = nn.LSTM(6, 5, bidirectional=True)
+        self.out = nn.Linear(10, vocab)
+
+    def forward(self, ids):
+        return self.out(self.rnn(self.embedding(ids))[0])
+
+
 class PackedClassifier(nn.Module):
     """A classifier that packs its (batch-major) input internally: forward(ids, lengths)."""
 

@@ -9,7 +9,7 @@ import torch
 
 import rnnvis
 from own_model_support import (ITOS, TEXTS, BatchLM, CallOnlyTokenizer, FakeHFTokenizer, PackedClassifier,
-                               word_lm)
+                               TimeBiLM, word_lm)
 from rnnvis.analysis import saliency
 from rnnvis.errors import RnnvisError
 from rnnvis.models.spec import bind
@@ -322,12 +322,15 @@ def test_saliency_of_a_batch_major_model():
            lambda out: torch.log_softmax(out[0, 2], -1)[ids[3]], lambda t: t[0], position=2)
 
 
-def test_saliency_of_a_bidirectional_model():
+def test_saliency_of_a_bidirectional_time_major_model():
     torch.manual_seed(2)
-    model = BatchLM(len(ITOS), bidirectional=True).eval()
+    model = TimeBiLM(len(ITOS)).eval()
+    b = bind(model, None, "lm", len(ITOS))
+    assert (b.layout, b.shape) == ("time", "tb")
     ids = torch.tensor([2, 7, 1, 8])
-    s = _check(model, model.embedding, ids, lambda: model(ids[None])[0],
-               lambda out: torch.log_softmax(out[0, 1], -1)[5], lambda t: t[0], position=1, target=5)
+    s = _check(model, model.embedding, ids, lambda: model(ids[:, None]),
+               lambda out: torch.log_softmax(out[1, 0], -1)[5], lambda t: t[:, 0], forward=lambda x: b(model, x),
+               position=1, target=5)
     assert abs(s.gxi_token[3]) > 0  # the backward direction lets a later token matter
 
 
