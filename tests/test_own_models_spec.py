@@ -147,6 +147,41 @@ def test_batch_major_probs_and_time_major_output_are_read_right():
         torch.testing.assert_close(b(p, ids), torch.log_softmax(p.inner(ids)[0], -1), atol=1e-5, rtol=1e-5)
 
 
+def test_the_layout_is_the_one_the_recurrent_layer_really_sees():
+    """A step cell's model (no batch_first to read) and a time-major layer behind a batch-major
+    forward: the probe's batch size as the recurrent module saw it decides."""
+
+    class CellLM(torch.nn.Module):  # batch-major ids, a GRUCell stepped over time
+        def __init__(self):
+            super().__init__()
+            self.embedding, self.cell = torch.nn.Embedding(len(ITOS), 4), torch.nn.GRUCell(4, 5)
+            self.out = torch.nn.Linear(5, len(ITOS))
+
+        def forward(self, ids):
+            e, h, hs = self.embedding(ids), None, []
+            for t in range(ids.shape[1]):
+                h = self.cell(e[:, t], h)
+                hs.append(h)
+            return self.out(torch.stack(hs, 1))
+
+    class Transposing(torch.nn.Module):  # batch-major ids; transposes for its time-major GRU
+        def __init__(self):
+            super().__init__()
+            self.embedding, self.rnn = torch.nn.Embedding(len(ITOS), 4), torch.nn.GRU(4, 5)
+            self.out = torch.nn.Linear(5, len(ITOS))
+
+        def forward(self, ids):
+            return self.out(self.rnn(self.embedding(ids).transpose(0, 1))[0]).transpose(0, 1)
+
+    torch.manual_seed(0)
+    for m in (CellLM().eval(), Transposing().eval()):
+        b = bind(m, None, "lm", len(ITOS))
+        assert (b.layout, b.shape) == ("batch", "bt"), type(m).__name__
+        ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+        with torch.no_grad():
+            torch.testing.assert_close(b(m, ids), m(ids))
+
+
 # ---- what cannot be detected is asked for; the model's errors are the model's ---------------------------
 def test_an_argument_rnnvis_cannot_build_is_asked_for_by_its_spec_keyword():
     class NeedsMemory(torch.nn.Module):

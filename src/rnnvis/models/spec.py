@@ -87,22 +87,25 @@ def _shape(v) -> str:
 
 
 def _first_rnn(module: torch.nn.Module):
-    """The first fused recurrent layer (models/ stays left of recording/: no find_recurrent here)."""
-    return next((m for m in module.modules() if isinstance(m, torch.nn.RNNBase)), None)
+    """The first recurrent layer or step cell (models/ stays left of recording/: no find_recurrent here)."""
+    kinds = (torch.nn.RNNBase, torch.nn.RNNCellBase)
+    return next((m for m in module.modules() if isinstance(m, kinds)), None)
 
 
 def _seen_batch(rnn, args) -> int | None:
-    """The batch size the recurrent layer saw in its input."""
+    """The batch size the recurrent layer (or cell, called per step) saw in its input."""
     from torch.nn.utils.rnn import PackedSequence
 
     x = args[0] if args else None
     if isinstance(x, PackedSequence):
         return int(x.batch_sizes[0])
-    if isinstance(x, torch.Tensor) and x.dim() == 3:
+    if not isinstance(x, torch.Tensor):
+        return None
+    if isinstance(rnn, torch.nn.RNNCellBase):  # (B, in), or (in,) unbatched
+        return int(x.shape[0]) if x.dim() == 2 else 1
+    if x.dim() == 3:
         return int(x.shape[0] if getattr(rnn, "batch_first", False) else x.shape[1])
-    if isinstance(x, torch.Tensor) and x.dim() == 2:
-        return 1
-    return None
+    return 1 if x.dim() == 2 else None
 
 
 @dataclass
@@ -225,7 +228,8 @@ def bind(module: torch.nn.Module, spec=None, kind: str = "lm", vocab: int | None
     name = type(module).__name__
     extra = _extra(module, s, name)
     rnn = _first_rnn(module)
-    first = "batch" if getattr(rnn, "batch_first", False) else "time"
+    # the fused layer's own layout first; a step cell's model (or none found): batch-major first
+    first = "time" if isinstance(rnn, torch.nn.RNNBase) and not rnn.batch_first else "batch"
     layouts = [s.layout] if s.layout else [first, "time" if first == "batch" else "batch"]
     ids = torch.full((PROBE_B, PROBE_T), min(1, max(0, (vocab or 2) - 1)), dtype=torch.long)
     errors, out, layout = [], None, None
