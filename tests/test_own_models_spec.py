@@ -394,3 +394,34 @@ def test_the_saliency_view_of_a_time_major_model(tmp_path, one_thread):
                     lambda o: o[2, STOI["on"]])
     assert out["target_label"] == "on"
     np.testing.assert_allclose(out["methods"]["grad_x_input"], (g[:, 0] * e[:, 0]).sum(-1).numpy(), atol=1e-5)
+
+
+def test_an_own_classifier_that_packs_its_input_in_the_errors_view(tmp_path, one_thread):
+    """forward(ids, lengths): lengths found by name, built per batch for the recording and for the
+    misclassified examples' saliency."""
+    from rnnvis.data import Corpus, Document
+    from rnnvis.explore.perf import errors
+    from rnnvis.explore.session import NotReady
+
+    torch.manual_seed(4)
+    model = PackedClassifier(len(ITOS)).eval()
+    docs = [Document(id=str(i), text=t, label=i % 3) for i, t in enumerate(TEXTS)]
+    ex = _explorer(tmp_path / "h", {"c": {"module": model, "tokenizer": ITOS, "kind": "classifier",
+                                          "labels": ["x", "y", "z"], "data": "lab"}},
+                   {"lab": Corpus("lab", docs)})
+    try:
+        for _ in range(3):
+            try:
+                out = errors(ex, "c")
+                break
+            except NotReady as e:
+                assert ex.jobs.wait(e.job.id, 60).status == "done"
+    finally:
+        ex.jobs.shutdown()
+    assert out["kind"] == "classifier" and out["misclassified"]
+    m = out["misclassified"][0]
+    ids = torch.tensor([STOI[w] for w in m["tokens"]])
+    target = ["x", "y", "z"].index(m["predicted"])
+    _, g, _ = _hand(lambda: model(ids[None], torch.tensor([len(ids)])), model.embedding,
+                    lambda o: torch.log_softmax(o[0], -1)[target])
+    np.testing.assert_allclose(m["saliency"], g[0].norm(dim=-1).numpy(), atol=1e-5)
