@@ -170,7 +170,8 @@ class _Scorer:
             out = out[0]
         if not isinstance(out, torch.Tensor) or out.ndim not in (2, 3):
             raise RnnvisError("the model must return logits (batch, classes) or (batch, time, vocab), "
-                              "or a tuple whose first item is one", "wrap the model so forward(ids) returns logits")
+                              "or a tuple whose first item is one",
+                              "pass forward= that returns them (an own model's spec call does: rnnvis.models.spec.bind)")
         return out
 
     def _transform(self, logits: torch.Tensor) -> torch.Tensor:
