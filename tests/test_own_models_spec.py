@@ -110,6 +110,7 @@ def test_the_standard_word_lm_needs_no_spec_at_all(tmp_path, one_thread):
     auto = bind(model, None, "lm", len(ITOS))
     spelled = bind(model, {"layout": "time", "extra": {"hidden": "init_hidden"}, "output": 0}, "lm", len(ITOS))
     assert (auto.layout, auto.extra, auto.shape, auto.scores) == ("time", {"hidden": "init_hidden"}, "flat", "logprobs")
+    assert auto.flat_order == "time"
     ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8], [2, 2, 3, 3]])  # (B=3, T=4)
     with torch.no_grad():
         got = auto(model, ids)
@@ -180,6 +181,38 @@ def test_the_layout_is_the_one_the_recurrent_layer_really_sees():
         ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
         with torch.no_grad():
             torch.testing.assert_close(b(m, ids), m(ids))
+
+
+def test_the_row_order_of_flattened_logits_is_found_not_assumed():
+    """A batch-major model may flatten (T, B, V) (time order) and a time-major one (B, T, V)."""
+
+    class Flat(torch.nn.Module):
+        def __init__(self, batch_first: bool, flatten_time: bool):
+            super().__init__()
+            self.flatten_time = flatten_time
+            self.embedding = torch.nn.Embedding(len(ITOS), 4)
+            self.rnn = torch.nn.GRU(4, 5, batch_first=batch_first)
+            self.out = torch.nn.Linear(5, len(ITOS))
+
+        def forward(self, ids):
+            h = self.out(self.rnn(self.embedding(ids))[0])  # the input's layout
+            time_first = not self.rnn.batch_first
+            if time_first != self.flatten_time:
+                h = h.transpose(0, 1)
+            return h.reshape(-1, h.shape[-1])
+
+    torch.manual_seed(0)
+    ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8], [9, 1, 2, 3]])  # (B=3, T=4)
+    for batch_first in (True, False):
+        for flatten_time in (True, False):
+            m = Flat(batch_first, flatten_time).eval()
+            b = bind(m, None, "lm", len(ITOS))
+            assert b.flat_order == ("time" if flatten_time else "batch")
+            x = ids if batch_first else ids.t()
+            with torch.no_grad():
+                ref = m.out(m.rnn(m.embedding(x))[0])
+                ref = ref if batch_first else ref.transpose(0, 1)  # (B, T, V)
+                torch.testing.assert_close(b(m, ids), ref)
 
 
 # ---- what cannot be detected is asked for; the model's errors are the model's ---------------------------

@@ -7,8 +7,9 @@
 `extra` maps a keyword of `forward` to the name of a module method called with the batch size
 (`init_hidden(batch)`), to "lengths" (the batch's sequence lengths, (B,)), or to a callable
 `f(batch_size)`. `output` is the position of the logits in a tuple output (default: its first
-tensor). The logits may be (B, T, V), (T, B, V) or flattened (T·B, V) in the input's layout
-(`output.view(-1, V)` of the standard PyTorch word language model); a classifier's are (B, C).
+tensor). The logits may be (B, T, V), (T, B, V) or flattened (T·B, V) in either order
+(`output.view(-1, V)` of the standard PyTorch word language model; the row order is checked by a
+second probe call that changes one sequence only); a classifier's are (B, C).
 `scores`: "logits" and "logprobs" are used as they are (softmax and log-softmax give the same
 for both), "probs" are logged.
 
@@ -118,6 +119,7 @@ class BoundCall:
     output: int | None
     scores: str
     shape: str  # how the logits are laid out: "bt", "tb", "flat" or "bc" (classifier)
+    flat_order: str | None = None  # rows of "flat" logits: "batch" (b·T + t) or "time" (t·B + b); None: layout's
 
     def args(self, module: torch.nn.Module, ids: torch.Tensor, lengths: torch.Tensor | None = None):
         """(args, kwargs) of forward for ids (B, T) batch-major."""
@@ -167,7 +169,8 @@ class BoundCall:
         if self.shape == "tb":
             x = x.transpose(0, 1)
         elif self.shape == "flat":
-            x = x.reshape(T, B, -1).transpose(0, 1) if self.layout == "time" else x.reshape(B, T, -1)
+            order = self.flat_order or self.layout
+            x = x.reshape(T, B, -1).transpose(0, 1) if order == "time" else x.reshape(B, T, -1)
         if self.scores == "probs":
             x = x.clamp_min(torch.finfo(x.dtype).tiny).log()
         return x
@@ -268,7 +271,33 @@ def bind(module: torch.nn.Module, spec=None, kind: str = "lm", vocab: int | None
                           f"logits {what} with B={B}, T={T} in it",
                           "give the logits' position in a tuple output with spec={'output': 0}, or pass "
                           "kind='classifier' for a classifier")
-    return BoundCall(name, layout, extra, s.output, s.scores or _scores(x), shape)
+    bound = BoundCall(name, layout, extra, s.output, s.scores or _scores(x), shape)
+    if shape == "flat":
+        bound.flat_order = _flat_order(module, bound, ids, x)
+    return bound
+
+
+def _flat_order(module: torch.nn.Module, bound: BoundCall, ids: torch.Tensor, x: torch.Tensor) -> str | None:
+    """The row order of flattened logits: change the first token of sequence 0 only and see which
+    rows move (sequences are independent): b·T + t rows for batch order, t·B + b for time order.
+    None (the input layout's order) when the rows say neither."""
+    other = ids.clone()
+    other[0, 0] = 0 if int(ids[0, 0]) != 0 else 1
+    args, kwargs = bound.args(module, other)
+    try:
+        with torch.no_grad():
+            y = _pick(bound.call(module, args, kwargs), bound.output)
+    except RnnvisError:  # e.g. a vocabulary of one id: no other token to try
+        return None
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        return None
+    moved = set(torch.nonzero((y - x).abs().flatten(1).amax(1) > 0).flatten().tolist())
+    B, T = ids.shape
+    if moved == set(range(T)):
+        return "batch"
+    if moved == {t * B for t in range(T)}:
+        return "time"
+    return None
 
 
 __all__ = ["BoundCall", "ModelSpec", "as_spec", "bind"]
