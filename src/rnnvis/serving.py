@@ -7,11 +7,16 @@ Ctrl-C; with `block=False` it runs in a background thread and returns a `Server`
 `.url` and `.stop()`. `rnnvis.show(...)` does the latter on a free port and returns an IPython
 IFrame of the app. The command line (`rnnvis serve --host --port --home`) is unchanged.
 
-A model is given as a torch module (forward((batch, time) ids) -> logits (batch, time, vocab) for a
-language model, (batch, classes) for a classifier), as `(module, tokenizer)`, or as a dict of
-`Explorer.add_model` arguments: {"module": m, "tokenizer": t, "kind": "classifier", "labels": [...],
-"data": "notes"}. A tokenizer is an rnnvis tokenizer or any object with `.encode(text) -> ids` and
-`.itos` (or `.vocab.itos`); without one, `encode=` and `itos=` go in the dict form.
+A model is given as a torch module, as `(module, tokenizer)`, as `(module, tokenizer, spec)`, or as a
+dict of `Explorer.add_model` arguments: {"module": m, "tokenizer": t, "spec": {...}, "kind":
+"classifier", "labels": [...], "data": "notes", "split_by": "chars"}. The module is called as it is:
+the spec (rnnvis/models/spec.py) says how where one probe call cannot tell, e.g. the standard PyTorch
+word language model (time-major, forward(input, hidden), flattened log-softmax output) needs none,
+or spelled out {"layout": "time", "extra": {"hidden": "init_hidden"}, "output": 0}. A tokenizer is
+an rnnvis tokenizer, a vocabulary (a list of tokens, or a dict token -> id, split on whitespace or
+by `split_by`), or any object with `.encode(text)` or `__call__(text)` returning ids (HuggingFace
+style: its tokens come from `.itos`, `.get_vocab()` or `.decode`); or `encode=` and `itos=` in the
+dict form.
 """
 from __future__ import annotations
 
@@ -67,13 +72,14 @@ def _add_models(ex, models: Mapping[str, Any] | None) -> None:
             raise RnnvisError(f"model name {name!r} is not a non-empty string", "name each model, e.g. {'my-lm': m}")
         if isinstance(spec, torch.nn.Module):
             kwargs = {"module": spec, "tokenizer": getattr(spec, "tokenizer", None)}
-        elif isinstance(spec, (tuple, list)) and len(spec) == 2:
-            kwargs = {"module": spec[0], "tokenizer": spec[1]}
+        elif isinstance(spec, (tuple, list)) and len(spec) in (2, 3):
+            kwargs = {"module": spec[0], "tokenizer": spec[1], **({"spec": spec[2]} if len(spec) == 3 else {})}
         elif isinstance(spec, Mapping) and "module" in spec:
             kwargs = dict(spec)
         else:
             raise RnnvisError(f"own model {name!r} is a {type(spec).__name__}",
-                              "give a torch module, (module, tokenizer) or {'module': m, 'tokenizer': t, ...}")
+                              "give a torch module, (module, tokenizer), (module, tokenizer, spec) or "
+                              "{'module': m, 'tokenizer': t, 'spec': {...}, ...}")
         module = kwargs.pop("module")
         ex.add_model(name, module, **kwargs)
 

@@ -20,9 +20,11 @@ Scores (`target`):
   `target` at p (then p may be T − 1); with `position=None`, the sum over all positions.
   `score="logit"` uses the raw logit instead.
 
-Mechanics: the embedding module's output is replaced through a forward hook (removed on exit,
-whatever happens) by a leaf tensor that requires grad, so any model with an `nn.Embedding`
-works, with plain torch autograd — no Captum. The model runs in eval mode (dropout off; its
+Mechanics: the embedding module's real output is replaced through a forward hook (removed on
+exit, whatever happens) by a leaf tensor that requires grad, in the output's own layout
+((batch, T, E), (T, batch, E), before any packing the model does): integrated gradients scale
+it along the dimension that grows with the batch of copies. So any model with an `nn.Embedding`
+works, whatever its layout, with plain torch autograd — no Captum. The model runs in eval mode (dropout off; its
 training flag is restored afterwards) and its parameters are not given gradients. On CUDA,
 cuDNN refuses an RNN backward in eval mode ("cudnn RNN backward can only be called in training
 mode"), so the forward and backward run under `torch.backends.cudnn.flags(enabled=False)`
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -72,22 +74,61 @@ def find_embedding(model: nn.Module) -> nn.Embedding:
                       "pass the input layer explicitly with embedding=model.<layer>")
 
 
-@contextlib.contextmanager
-def _replaced_output(module: nn.Module, value: list) -> Iterator[None]:
-    """While active, `module`'s forward output is replaced by `value[0]` (a mutable slot)."""
+class _Replace:
+    """While active (a context manager), the first output of `module` in each forward call is
+    replaced by `self.make(output)`: a tensor of the output's own shape and layout (batch-major,
+    time-major, whatever the model does). `make` is set before each call; the replacement is kept
+    in `.value`. Later outputs of the same call (a module used twice) pass unchanged."""
 
-    def hook(mod, inputs, output):
-        rep = value[0]
-        if rep.shape != output.shape:
-            raise RnnvisError(f"replacement embedding {tuple(rep.shape)} does not match the layer output "
-                              f"{tuple(output.shape)}", "this is a bug in rnnvis saliency; please report it")
-        return rep
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.make = None
+        self.value: torch.Tensor | None = None
+        self.handle = None
 
-    handle = module.register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
+    def hook(self, mod, inputs, output):
+        if self.value is not None:
+            return output
+        if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+            raise RnnvisError(f"the embedding layer {type(mod).__name__} returned "
+                              f"{getattr(output, 'shape', type(output).__name__)}, not a float tensor",
+                              "pass the model's input embedding as embedding=")
+        self.value = self.make(output.detach())
+        return self.value
+
+    def run(self, call, ids: torch.Tensor, make):
+        """call(ids) with the embedding output replaced by make(real output); (output, replacement)."""
+        self.make, self.value = make, None
+        out = call(ids)
+        if self.value is None:
+            raise RnnvisError(f"the model did not call its embedding layer {type(self.module).__name__}",
+                              "pass the layer the model embeds its input with as embedding=")
+        return out, self.value
+
+    def __enter__(self) -> "_Replace":
+        self.handle = self.module.register_forward_hook(self.hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.remove()
+
+
+def _batch_dim(one: torch.Size, many: torch.Size) -> int | None:
+    """The batch dimension of an embedding output: where its shape for b > 1 rows differs from 1 row's."""
+    diff = [d for d, (a, b) in enumerate(zip(one, many)) if a != b]
+    if len(one) != len(many) or len(diff) > 1:
+        raise RnnvisError(f"the embedding output is {tuple(one)} for one sentence but {tuple(many)} for a "
+                          "batch of copies", "saliency needs the embedding output to differ only in its batch size")
+    return diff[0] if diff else None
+
+
+def _as_tokens(x: torch.Tensor, T: int) -> torch.Tensor:
+    """(T, E) of a one-sentence embedding output in its own layout ((1, T, E), (T, 1, E), ...)."""
+    E = x.shape[-1]
+    if x.numel() != T * E:
+        raise RnnvisError(f"the embedding output {tuple(x.shape)} is not {T} tokens × {E} features",
+                          "pass the model's input embedding (token ids -> vectors) as embedding=")
+    return x.reshape(T, E)
 
 
 @contextlib.contextmanager
@@ -129,7 +170,8 @@ class _Scorer:
             out = out[0]
         if not isinstance(out, torch.Tensor) or out.ndim not in (2, 3):
             raise RnnvisError("the model must return logits (batch, classes) or (batch, time, vocab), "
-                              "or a tuple whose first item is one", "wrap the model so forward(ids) returns logits")
+                              "or a tuple whose first item is one",
+                              "pass forward= that returns them (an own model's spec call does: rnnvis.models.spec.bind)")
         return out
 
     def _transform(self, logits: torch.Tensor) -> torch.Tensor:
@@ -183,13 +225,16 @@ class _Scorer:
 
 def saliency(model: nn.Module, ids: Sequence[int] | np.ndarray | torch.Tensor, *, target: int | None = None,
              position: int | None = None, score: str = "logit", steps: int = 32,
-             embedding: nn.Module | None = None, batch_size: int | None = None) -> Saliency:
+             embedding: nn.Module | None = None, batch_size: int | None = None,
+             forward: Callable[[torch.Tensor], object] | None = None) -> Saliency:
     """Gradient, gradient × input and integrated-gradient saliency of one sentence (see module doc).
 
     model(ids (batch, T)) must return classifier logits (batch, classes) or LM logits
     (batch, T, vocab) (a tuple is fine: its first item is used). `score` is "logit" or
     "logprob"; the LM default is "logit" too, so pass score="logprob" for log p(next token).
     `steps=0` skips integrated gradients. `batch_size` caps the IG rows per forward pass.
+    `forward(ids (batch, T))`, when given, calls the model instead (e.g. an own model's spec: a
+    time-major layout, a hidden state built per batch) and returns what `model` would.
     """
     if score not in SCORES:
         raise RnnvisError(f"unknown score {score!r}", f"use one of {', '.join(SCORES)}")
@@ -204,37 +249,46 @@ def saliency(model: nn.Module, ids: Sequence[int] | np.ndarray | torch.Tensor, *
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
     ids_t = ids_t.to(device)
+    T = ids_t.shape[0]
+    call = forward if forward is not None else model
     scorer = _Scorer(ids_t, score, target, position)
-    slot: list = [None]
 
-    with _eval_no_cudnn(model, device), _replaced_output(emb_mod, slot):
-        e = _embed(emb_mod, ids_t)  # (1, T, E) the real embedding, detached
-        # gradient at the input
-        x = e.clone().requires_grad_(True)
-        slot[0] = x
-        s = scorer(model(ids_t[None]))  # (1,)
+    with _eval_no_cudnn(model, device), _Replace(emb_mod) as rep:
+        # gradient at the input: the embedding output the model really produced, as a leaf
+        out, x = rep.run(call, ids_t[None], lambda o: o.clone().requires_grad_(True))
+        s = scorer(out)  # (1,)
         (g,) = torch.autograd.grad(s.sum(), x)
+        one = x.shape  # the real embedding output's shape, in the model's layout
+        e = _as_tokens(x.detach(), T)  # (T, E)
         score_x = float(s.detach()[0])
-        grad = g[0].detach().double()  # (T, E)
+        grad = _as_tokens(g.detach(), T).double()  # (T, E)
         ig = ig_delta = None
         if steps > 0:
             alphas = (torch.arange(steps, dtype=torch.float64, device=device) + 0.5) / steps  # (steps,)
             chunk = batch_size or steps
             total = torch.zeros_like(grad)
             for start in range(0, steps, chunk):
-                a = alphas[start:start + chunk].to(e.dtype)  # (b,)
-                xs = (a[:, None, None] * e).detach().requires_grad_(True)  # (b, T, E)
-                slot[0] = xs
-                sb = scorer(model(ids_t[None].expand(len(a), -1)))  # (b,)
+                a = alphas[start:start + chunk]  # (b,)
+
+                def scaled(o, a=a):  # o: b copies of the embedding, scaled α_k along the batch dim
+                    bd = _batch_dim(one, o.shape)
+                    shape = [1] * o.dim()
+                    if bd is not None:
+                        shape[bd] = len(a)
+                    return (o * a.to(o.dtype).reshape(shape)).requires_grad_(True)
+                out, xs = rep.run(call, ids_t[None].expand(len(a), -1), scaled)
+                sb = scorer(out)  # (b,)
                 (gb,) = torch.autograd.grad(sb.sum(), xs)
-                total += gb.detach().double().sum(0)
+                bd = _batch_dim(one, gb.shape)
+                gsum = gb.detach().double().sum(bd, keepdim=True) if bd is not None else gb.detach().double()
+                total += _as_tokens(gsum, T)
             with torch.no_grad():
-                slot[0] = torch.zeros_like(e)
-                score_0 = float(scorer(model(ids_t[None]))[0])
-            ig = (total / steps) * e[0].double()  # (T, E)
+                out, _ = rep.run(call, ids_t[None], torch.zeros_like)
+                score_0 = float(scorer(out)[0])
+            ig = (total / steps) * e.double()  # (T, E)
             ig_delta = float(ig.sum()) - (score_x - score_0)
 
-    e_np = e[0].double().cpu().numpy()
+    e_np = e.double().cpu().numpy()
     grad_np = grad.cpu().numpy()
     gxi = grad_np * e_np
     ig_np = ig.cpu().numpy() if ig is not None else None
@@ -251,12 +305,3 @@ def saliency(model: nn.Module, ids: Sequence[int] | np.ndarray | torch.Tensor, *
         score=score_x,
     )
 
-
-def _embed(emb_mod: nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    """(1, T, E) the embedding layer's own output for `ids`, with hooks bypassed, detached."""
-    with torch.no_grad():
-        out = emb_mod.forward(ids[None])  # .forward skips the forward hooks
-    if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[:2] != (1, ids.shape[0]):
-        raise RnnvisError(f"the embedding layer must map ids (batch, T) to (batch, T, emb), got "
-                          f"{getattr(out, 'shape', type(out))}", "pass the model's input embedding as embedding=")
-    return out.detach()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import threading
 from types import SimpleNamespace
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -37,8 +38,10 @@ def split_of(ref: str) -> str | None:
 class EncodeTokenizer:
     """Adapter for own models tokenized by `encode(text) -> ids` and `itos` (id -> token string)."""
 
-    def __init__(self, encode: Callable[[str], Sequence[int]], itos: Sequence[str], level: str = "word"):
+    def __init__(self, encode: Callable[[str], Sequence[int]], itos: Sequence[str], level: str = "word",
+                 split: Callable[[str], list[str]] | None = None):
         self._encode = encode
+        self._split = split  # a vocabulary's split rule: typed tokens shown as typed, not as <unk>
         self.vocab = SimpleNamespace(itos=list(itos))
         self.level = level
 
@@ -46,6 +49,8 @@ class EncodeTokenizer:
         return [int(i) for i in self._encode(text)]
 
     def split_text(self, text: str) -> list[str]:
+        if self._split is not None:
+            return list(self._split(text))
         itos = self.vocab.itos
         return [itos[i] if 0 <= i < len(itos) else "<unk>" for i in self.encode_text(text)]
 
@@ -54,25 +59,133 @@ class EncodeTokenizer:
         return self.encode_text(text)
 
 
-def _tokenizer_adapter(tokenizer, encode, itos, level: str | None):
-    """An rnnvis tokenizer as it is, or an adapter around `encode`/`itos` or an object with `.encode`."""
+UNK = ("<unk>", "<UNK>", "[UNK]", "<oov>")
+SPLITS = {"whitespace": str.split, "chars": list}
+
+
+def _split_rule(split_by) -> Callable[[str], list[str]]:
+    if callable(split_by):
+        return split_by
+    if split_by in SPLITS:
+        return SPLITS[split_by]
+    raise RnnvisError(f"unknown split rule {split_by!r}",
+                      "use split_by='whitespace', 'chars', or a function text -> list of tokens")
+
+
+def _vocab_encoder(itos: list[str], split_by) -> Callable[[str], list[int]]:
+    """encode(text) for a plain vocabulary: split by the rule, unknown tokens -> the vocabulary's unk."""
+    stoi = {w: i for i, w in enumerate(itos)}
+    unk = next((stoi[u] for u in UNK if u in stoi), None)
+    split = _split_rule(split_by)
+
+    def encode(text: str) -> list[int]:
+        ids = []
+        for w in split(text):
+            i = stoi.get(w, unk)
+            if i is None:
+                raise RnnvisError(f"the token {w!r} is not in the vocabulary, which has no <unk>",
+                                  "type tokens the model knows, or add '<unk>' to the vocabulary")
+            ids.append(i)
+        return ids
+    return encode
+
+
+def _as_itos(vocab) -> list[str] | None:
+    """A list of tokens by id from a list, or a dict token -> id."""
+    if isinstance(vocab, Mapping):
+        if not vocab:
+            return None
+        n = max(int(i) for i in vocab.values()) + 1
+        itos = [f"<{i}>" for i in range(n)]  # ids the dict does not name stay visible, not shifted
+        for w, i in vocab.items():
+            itos[int(i)] = str(w)
+        return itos
+    if isinstance(vocab, (list, tuple)) and all(isinstance(w, str) for w in vocab):
+        return list(vocab)
+    return None
+
+
+def _ids_of(result) -> list[int]:
+    """The ids of what a tokenizer returned: a list, a tensor, {"input_ids": ...} or an object with .ids."""
+    if isinstance(result, Mapping) and "input_ids" in result:
+        result = result["input_ids"]
+    elif hasattr(result, "input_ids"):
+        result = result.input_ids
+    elif hasattr(result, "ids") and not isinstance(result, (list, tuple)):
+        result = result.ids
+    if isinstance(result, torch.Tensor):
+        result = result.reshape(-1).tolist()
+    if result and isinstance(result[0], (list, tuple)):  # a batch of one
+        result = result[0]
+    return [int(i) for i in result]
+
+
+def _object_encoder(tokenizer) -> Callable[[str], list[int]]:
+    """encode(text) of a tokenizer object: .encode(text) or tokenizer(text); no special tokens added
+    when it takes add_special_tokens (HuggingFace), so that the tokens are the text's own."""
+    fn = getattr(tokenizer, "encode", None)
+    fn = fn if callable(fn) else tokenizer
+    try:
+        special = "add_special_tokens" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        special = False
+    return (lambda text: _ids_of(fn(text, add_special_tokens=False))) if special else (lambda text: _ids_of(fn(text)))
+
+
+def _object_itos(tokenizer) -> list[str] | None:
+    """A tokenizer object's tokens by id: .itos, .vocab.itos, .get_vocab(), .vocab, or decode of each id."""
+    for get in (lambda: tokenizer.itos, lambda: tokenizer.vocab.itos, lambda: tokenizer.get_vocab(),
+                lambda: tokenizer.vocab):
+        try:
+            itos = _as_itos(get())
+        except (AttributeError, TypeError, ValueError):
+            continue
+        if itos:
+            return itos
+    n = getattr(tokenizer, "vocab_size", None)
+    decode = getattr(tokenizer, "decode", None)
+    if isinstance(n, int) and callable(decode):
+        return [str(decode([i])) for i in range(n)]
+    return None
+
+
+def _tokenizer_adapter(tokenizer, encode, itos, level: str | None, split_by=None):
+    """An rnnvis tokenizer as it is, or an adapter (`EncodeTokenizer`) around one of: a plain
+    vocabulary (a list of tokens or a dict token -> id) with a split rule (`split_by`: "whitespace",
+    the default, "chars" or a function); an object with `.encode(text)` or `__call__(text)` returning
+    ids (a list, a tensor, {"input_ids": ...}: HuggingFace-style), its tokens from `.itos`,
+    `.get_vocab()`, `.vocab` or `.decode`; or `encode=` with `itos=`."""
     if tokenizer is not None and hasattr(tokenizer, "encode_text") and hasattr(tokenizer, "split_text"):
         return tokenizer
-    if tokenizer is not None:
-        enc = getattr(tokenizer, "encode", None)
-        if not callable(enc):
-            raise RnnvisError("the tokenizer has neither encode_text/split_text nor encode",
-                              "pass an rnnvis tokenizer, an object with .encode(text) -> ids, or encode= and itos=")
-        encode = encode or enc
+    vocab = _as_itos(tokenizer) if isinstance(tokenizer, (list, tuple, Mapping)) else None
+    split = None
+    if vocab is not None:
+        split = _split_rule(split_by or "whitespace") if encode is None else None
+        itos = itos if itos is not None else vocab
+        encode = encode or _vocab_encoder(vocab, split_by or "whitespace")
+        if level is None and split_by == "chars":
+            level = "char"
+    elif tokenizer is not None:
+        if not (callable(getattr(tokenizer, "encode", None)) or callable(tokenizer)):
+            raise RnnvisError(f"the tokenizer (a {type(tokenizer).__name__}) has neither encode nor __call__",
+                              "pass a vocabulary (list of tokens or dict token -> id), an object with "
+                              ".encode(text) -> ids, or encode= and itos=")
+        encode = encode or _object_encoder(tokenizer)
         if itos is None:
-            itos = getattr(tokenizer, "itos", None) or getattr(getattr(tokenizer, "vocab", None), "itos", None)
+            itos = _object_itos(tokenizer)
+        if itos is None:
+            raise RnnvisError(f"rnnvis cannot read the tokens of the tokenizer (a {type(tokenizer).__name__})",
+                              "give them as itos= (a list of tokens by id), or give the tokenizer .itos, "
+                              ".get_vocab() or .vocab_size with .decode")
+    elif split_by is not None and itos is not None and encode is None:
+        encode, split = _vocab_encoder(list(itos), split_by), _split_rule(split_by)
     if encode is None or itos is None:
         raise RnnvisError("an own model needs a tokenizer, or encode= together with itos=",
-                          "e.g. add_model('m', module, encode=my_encode, itos=my_vocab_list)")
+                          "e.g. add_model('m', module, tokenizer=my_vocab_list), or encode=my_encode, itos=my_vocab")
     itos = list(itos)
     if level is None:
         level = "char" if all(len(s) <= 1 for s in itos if not (s.startswith("<") and s.endswith(">"))) else "word"
-    return EncodeTokenizer(encode, itos, level)
+    return EncodeTokenizer(encode, itos, level, split)
 
 
 def weights_id(module: torch.nn.Module) -> str:
@@ -104,7 +217,7 @@ class ModelHandle:
 
     def __init__(self, *, ref: str, name: str, id: str, kind: str, level: str, module: torch.nn.Module,
                  tokenizer, dataset: str | None, split: str, own: bool, labels: list[str] | None = None,
-                 run_id: int | None = None, config: dict | None = None):
+                 run_id: int | None = None, config: dict | None = None, call=None):
         from ..recording import find_recurrent
 
         self.ref, self.name, self.id = ref, name, id
@@ -115,6 +228,7 @@ class ModelHandle:
         self.labels = labels
         self.run_id = run_id
         self.config = config or {}
+        self.call = call  # an own model's bound spec (models/spec.py): how to call it, where its logits are
         targets = find_recurrent(module)
         first = targets[0].module
         self.cell = type(first).__name__.lower().replace("cell", "")
@@ -140,7 +254,9 @@ class ModelHandle:
     def forward(self, module: torch.nn.Module, batch: dict):
         """Run `module` (this model's module or a copy) on a recording batch, as `record_corpus` and
         `recompute` call it: a catalog LM returns (logits, state), a catalog classifier takes the
-        lengths too, an own model takes the ids alone."""
+        lengths too, an own model is called as its spec says (its logits batch-major)."""
+        if self.call is not None:
+            return self.call(module, batch["ids"], batch.get("lengths"))
         if self.own:
             return module(batch["ids"])
         if self.kind == "classifier":
@@ -169,18 +285,34 @@ class ModelHandle:
         return shown, ids
 
     def forward_logits(self, ids: torch.Tensor):
+        """Logits of ids (B, T), batch-major: (B, T, V) or (B, C)."""
+        if self.call is not None:
+            return self.call(self.module, ids)
         out = self.module(ids)
         return out[0] if isinstance(out, (tuple, list)) else out
 
-    def run_text(self, text: str):
-        """tokens, `rnnvis.record` Recording of every stream (batch 1), outputs {loss: [t]|None, logits}."""
+    def _record(self, x: torch.Tensor):
+        """`rnnvis.record` of ids (B, T) called as the spec says: (batch-major logits, Recording)."""
         from ..recording import record
 
+        if self.call is None:
+            out, rec = record(self.module, x)
+            return (out[0] if isinstance(out, (tuple, list)) else out), rec
+        args, kwargs = self.call.args(self.module, x)
+        try:
+            out, rec = record(self.module, *args, **kwargs)
+        except RnnvisError as e:  # the model's own exception, wrapped by record: say which call
+            if e.__cause__ is not None and not isinstance(e.__cause__, RnnvisError):
+                raise self.call.user_error(e.__cause__, args, kwargs) from e.__cause__
+            raise
+        return self.call.logits(out, *x.shape), rec
+
+    def run_text(self, text: str):
+        """tokens, `rnnvis.record` Recording of every stream (batch 1), outputs {loss: [t]|None, logits}."""
         tokens, ids = self.encode(text)
         x = torch.tensor([ids], dtype=torch.long)
         with self.lock, torch.no_grad():
-            out, rec = record(self.module, x)
-        logits = out[0] if isinstance(out, (tuple, list)) else out
+            logits, rec = self._record(x)
         logits = logits.detach().float()
         loss = None
         if logits.dim() == 3:
@@ -193,9 +325,7 @@ class ModelHandle:
     def streams(self) -> dict[str, int]:
         """{stream name: units} of every stream (from a one-token run)."""
         if "all" not in self._streams:
-            from ..recording import record
-
             with self.lock, torch.no_grad():
-                _, rec = record(self.module, torch.zeros((1, 2), dtype=torch.long) + min(4, len(self.itos) - 1))
+                _, rec = self._record(torch.zeros((1, 2), dtype=torch.long) + min(4, len(self.itos) - 1))
             self._streams["all"] = {n: int(rec[n].shape[-1]) for n in rec.streams}
         return self._streams["all"]

@@ -189,7 +189,7 @@ def _classifier_errors(ex: Explorer, ref: str) -> dict:
         seq = doc_ids[m.index]
         with h.lock:
             s = run_saliency(h.module, seq.astype(np.int64), target=names.index(m.predicted), score="logprob",
-                             steps=0)
+                             steps=0, forward=h.forward_logits)
         doc = corpus.documents[int(docs[m.index])]
         text = doc.text if doc.text is not None else " ".join(doc.tokens or [])
         mis.append({"doc": int(docs[m.index]), "text": text[:MAX_TEXT_SHOWN], "gold": m.label,

@@ -239,7 +239,8 @@ def saliency(ex: Explorer, ref: str, text: str, target: int | str | None = None,
             labels = h.labels or [str(i) for i in range(len(p))]
             tgt = int(np.argmax(p)) if target is None else _class_index(target, labels)
             with h.lock:
-                s = run_saliency(h.module, ids, target=tgt, score="logprob", steps=steps, batch_size=batch)
+                s = run_saliency(h.module, ids, target=tgt, score="logprob", steps=steps, batch_size=batch,
+                                 forward=h.forward_logits)
             label = labels[tgt] if tgt < len(labels) else str(tgt)
             prediction = [{"label": labels[i] if i < len(labels) else str(i), "prob": round(float(v), 6)}
                           for i, v in enumerate(p)]
@@ -248,7 +249,7 @@ def saliency(ex: Explorer, ref: str, text: str, target: int | str | None = None,
             tgt = int(p.argmax()) if target is None else _token_index(h, target)
             with h.lock:
                 s = run_saliency(h.module, ids, target=tgt, position=len(ids) - 1, score="logprob", steps=steps,
-                                 batch_size=batch)
+                                 batch_size=batch, forward=h.forward_logits)
             label = h.decode([tgt])[0]
             top = p.topk(min(TOP, p.shape[0]))
             prediction = [{"label": t, "prob": round(float(v), 6)}

@@ -79,21 +79,29 @@ class Explorer(ViewRecordings, CachedResults):
 
     # -- own models and data --------------------------------------------------------------
     def add_model(self, name: str, module: torch.nn.Module, *, tokenizer=None, encode=None, itos=None,
-                  kind: str = "lm", labels=None, data: str | None = None, level: str | None = None) -> None:
-        """Serve an own torch module: forward((B, T) ids) -> logits (B, T, V) ("lm") or (B, C) ("classifier")."""
+                  kind: str = "lm", labels=None, data: str | None = None, level: str | None = None,
+                  spec=None, split_by=None) -> None:
+        """Serve an own torch module, a language model ("lm": logits over the vocabulary per token) or
+        a classifier ("classifier": (B, C)), called as it is: `spec` (models/spec.py) says what one
+        tiny probe call cannot show, e.g. {"layout": "time", "extra": {"hidden": "init_hidden"}}.
+        `tokenizer`: an rnnvis tokenizer, a vocabulary (list or dict token -> id, split by `split_by`:
+        "whitespace", "chars" or a function), or an object with .encode/__call__ returning ids."""
+        from ..models.spec import bind
+
         if kind not in ("lm", "classifier"):
             raise RnnvisError(f"kind {kind!r} of own model {name!r}", "use 'lm' or 'classifier'")
         if not isinstance(module, torch.nn.Module):
             raise RnnvisError(f"own model {name!r} is a {type(module).__name__}, not a torch.nn.Module",
                               "pass the model object itself")
-        tok = _tokenizer_adapter(tokenizer, encode, itos, level)
+        tok = _tokenizer_adapter(tokenizer, encode, itos, level, split_by)
         module = module.to("cpu").eval()
+        call = bind(module, spec, kind, len(tok.vocab.itos))  # checked now: a wrong call fails here, clearly
         # The id covers the name as well as the weights: an own model is its module *and* its
         # tokenizer, and must never share a handle or a view recording with a catalog model (or
         # another own model) built from the same weights.
         mid = hashlib.sha256(f"own:{name}:{weights_id(module)}".encode()).hexdigest()
         with self._lock:
-            self._own_models[name] = {"module": module, "tokenizer": tok, "kind": kind, "id": mid,
+            self._own_models[name] = {"module": module, "tokenizer": tok, "kind": kind, "id": mid, "call": call,
                                       "labels": list(labels) if labels is not None else None, "data": data,
                                       "level": level or getattr(tok, "level", "word")}
             self._handles.pop(mid, None)
@@ -222,7 +230,8 @@ class Explorer(ViewRecordings, CachedResults):
         return ModelHandle(ref=name, name=name, id=spec["id"], kind=spec["kind"], level=spec["level"],
                            module=spec["module"], tokenizer=spec["tokenizer"], dataset=data,
                            split="own" if data in self._own_data or data is None else "test", own=True,
-                           labels=labels, run_id=None, config={"kind": spec["kind"], "data": data})
+                           labels=labels, run_id=None, config={"kind": spec["kind"], "data": data},
+                           call=spec.get("call"))
 
     def corpus(self, name: str):
         """A data set (own data first, then the workspace's), cached."""
