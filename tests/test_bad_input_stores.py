@@ -110,6 +110,8 @@ def test_garbage_chunk_is_a_damaged_recording_error(ex, ws):
         docs = c.get("/api/models/tiny/documents").json()["documents"]
         r = c.post("/api/models/tiny/sentence", json={"doc": docs[0]["doc"]})
         damaged_answer(r.status_code, r.json(), store.path, "layer0.fwd.h")
+        store = ready(ex)  # the damaged store was set aside and recorded again
+        chunk_file(store).write_bytes(b"\x28\xb5\x2f\xfd garbage" * 20)  # a zstd magic, then garbage
         r = c.get("/api/models/tiny/unit", params={"stream": "layer0.fwd.h", "unit": 0})
         damaged_answer(r.status_code, r.json(), store.path, "layer0.fwd.h")
 
