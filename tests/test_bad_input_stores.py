@@ -209,3 +209,76 @@ def test_cli_record_replaces_a_broken_store_and_says_so(ws, catalog, tiny, lines
     assert json.loads(out.out)["path"] == path and Store(path).n_tokens > 0
     assert "damaged" in out.err and "quarantine" in out.err, out.err
     assert len(quarantined(ws)) == 1
+
+
+# -- 4. --max-tokens is exact (LMs) or stops at whole documents (classifiers) ------------------------------------------
+@pytest.mark.parametrize("cap", [1, 37, 61])
+def test_max_tokens_records_exactly_that_many_tokens(ws, catalog, tiny, lines, capsys, cap):
+    from rnnvis.recorder import record_model
+
+    store = record_model("tiny", ws, catalog, data=str(lines), data_options={"per_line": True}, max_tokens=cap,
+                         split="all", batch_size=4, window=5, progress=False)
+    assert store.n_tokens == cap == len(store.token_ids) == int(np.diff(store.windows, axis=1).sum())
+    assert main(["record", "tiny", "--home", str(ws.home), "--data", str(lines), "--per-line", "--max-tokens",
+                 str(cap + 2), "--window", "7", "--split", "all"]) == 0
+    assert json.loads(capsys.readouterr().out)["tokens"] == cap + 2
+
+
+def test_max_tokens_above_the_split_records_the_whole_split(ws, catalog, tiny, lines):
+    from rnnvis.recorder import record_model
+
+    whole = record_model("tiny", ws, catalog, data=str(lines), data_options={"per_line": True}, progress=False)
+    capped = record_model("tiny", ws, catalog, data=str(lines), data_options={"per_line": True},
+                          max_tokens=whole.n_tokens + 1000, progress=False)
+    assert capped.n_tokens == whole.n_tokens
+    assert capped.path != whole.path  # keyed by its options, as before
+
+
+def test_view_recording_of_an_own_lm_is_exact_too(ws, catalog):
+    import torch
+
+    from rnnvis.explore.jobs import JobManager
+
+    vocab = ["<unk>"] + sorted({w for t in TEXT for w in t.split()})
+    stoi = {w: i for i, w in enumerate(vocab)}
+    torch.manual_seed(0)
+
+    class LM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.rnn, self.out = torch.nn.Embedding(len(vocab), 4), torch.nn.GRU(4, 5, batch_first=True), \
+                torch.nn.Linear(5, len(vocab))
+
+        def forward(self, ids):
+            return self.out(self.rnn(self.emb(ids))[0])
+
+    e = Explorer(ws, catalog, JobManager(), max_tokens=23, warm=False)
+    try:
+        e.add_data("texts", TEXT * 3)
+        e.add_model("mine", LM(), encode=lambda t: [stoi.get(w, 0) for w in t.split()], itos=vocab, data="texts")
+        assert ready(e, "mine").n_tokens == 23
+    finally:
+        e.jobs.shutdown()
+
+
+def test_classifier_cap_keeps_whole_documents(ws, catalog, one_thread):
+    from rnnvis.data import Corpus, Document
+    from rnnvis.models import TrainConfig, train
+
+    reviews = Corpus("reviews", [Document(id=str(i), text=t, label=y) for i, (t, y) in enumerate(REVIEWS * 6)],
+                     task="classify", label_names=["neg", "pos"])
+    train(reviews, TrainConfig(name="clf", task="classify", level="word", cell="gru", emb=4, hidden=6, epochs=1,
+                               batch_size=4, device="cpu"), ws, catalog, progress=False)
+    for cap in (3, 13, 14):
+        e = Explorer(ws, catalog, max_tokens=cap, warm=False)
+        try:
+            e.add_data("reviews", reviews)
+            store = ready(e, "clf")
+            n_docs = len(store.output("doc_probs_doc_ids"))
+            lengths = np.diff(store.windows, axis=1).ravel()
+            assert n_docs == len(lengths) >= 1
+            assert store.n_tokens <= cap or n_docs == 1  # whole documents, at least one
+            assert store.n_tokens + 4 > cap or n_docs == 1  # it stopped before the document that passed the cap
+            assert store.meta["user"]["options"]["cut"] == "documents"
+        finally:
+            e.jobs.shutdown()

@@ -354,6 +354,8 @@ def own_batches(h: ModelHandle, docs, doc_ids: Sequence[int], max_tokens: int | 
     LM: windows of VIEW_WINDOW tokens in corpus order, padded at the end like `lm_windows` (the
     states of a forward model at real tokens do not see the padding). Classifier: each document's
     first CLASSIFY_MAX_LEN tokens, grouped by length so that no batch is padded.
+    max_tokens is exact for an LM (the last window is cut); a classifier keeps whole documents (it
+    stops before the one that would pass the cap, holding at least one), as `record_model` does.
     """
     tok = h.tokenizer
     pieces: list[tuple[int, int, list[int]]] = []  # (doc id, start, ids)
@@ -369,11 +371,15 @@ def own_batches(h: ModelHandle, docs, doc_ids: Sequence[int], max_tokens: int | 
             continue
         if h.kind == "classifier":
             windows = [(0, ids[:CLASSIFY_MAX_LEN])]
+            if max_tokens is not None and pieces and seen + len(windows[0][1]) > max_tokens:
+                break  # whole documents only
         else:
             windows = [(s, ids[s:s + VIEW_WINDOW]) for s in range(0, len(ids), VIEW_WINDOW)]
         for s, w in windows:
             if max_tokens is not None and seen >= max_tokens:
                 break
+            if max_tokens is not None and h.kind != "classifier":
+                w = w[:max_tokens - seen]
             pieces.append((int(did), s, w))
             seen += len(w)
     if not pieces:
