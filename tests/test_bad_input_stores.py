@@ -149,6 +149,26 @@ def test_damage_found_by_a_view_quarantines_the_store_and_records_it_again(ex, w
     assert catalog.get_recording(key) is not None and Store(store.path).read("layer0.fwd.h").any()
 
 
+def test_a_store_damaged_again_after_it_was_recorded_again_is_not_recorded_in_a_loop(ex, ws):
+    store = ready(ex)
+    with client(ws, ex) as c:
+        doc = c.get("/api/models/tiny/documents").json()["documents"][0]["doc"]
+        for _ in range(2):  # damaged, recorded again, damaged again
+            chunk_file(ready(ex)).unlink()
+            r = c.post("/api/models/tiny/sentence", json={"doc": doc})
+            damaged_answer(r.status_code, r.json(), store.path, "layer0.fwd.h")
+        assert "POST /api/models/tiny/record" in r.json()["fix"]
+        jobs = len(ex.jobs.list())
+        for _ in range(3):  # the views answer the damage; nothing is recorded by itself any more
+            r = c.post("/api/models/tiny/sentence", json={"doc": doc})
+            assert r.status_code != 409 and "damaged" in r.json()["error"], r.json()
+        assert len(ex.jobs.list()) == jobs
+        job = c.post("/api/models/tiny/record").json()  # until the user asks again
+        assert ex.jobs.wait(job["id"], 60).status == "done"
+        assert c.post("/api/models/tiny/sentence", json={"doc": doc}).status_code == 200
+    assert len(quarantined(ws)) == 2
+
+
 @pytest.mark.parametrize("damage", ["garbage", "deleted"])
 def test_broken_root_metadata_is_recorded_again_once_not_in_a_loop(ex, ws, catalog, damage):
     store = ready(ex)

@@ -59,6 +59,11 @@ class ViewRecordings:
         """job key -> view recording jobs started since the last explicit request (the mixin's own state)."""
         return self.__dict__.setdefault("_view_record_tries", {})
 
+    @property
+    def _damages(self) -> dict[str, tuple[int, RnnvisError]]:
+        """job key -> (view recordings found damaged since the last explicit request, the last error)."""
+        return self.__dict__.setdefault("_view_record_damages", {})
+
     def _own_options(self, h: ModelHandle, kept: tuple[list, list] | None = None) -> dict:
         from ..recorder import cap_rule
 
@@ -178,13 +183,19 @@ class ViewRecordings:
             mine = self._stores.get((h.id, h.split)) is store
             if mine:
                 del self._stores[(h.id, h.split)]
+        jkey = self._job_key(h)
         if mine:
             key = str(store.meta.get("user", {}).get("key") or store.path.name)
             dest = quarantine_recording(self.ws, self.catalog, store.path, key)
             store.quarantined_to = dest
+            with self._lock:
+                self._damages[jkey] = (self._damages.get(jkey, (0, err))[0] + 1, err)
         dest = getattr(store, "quarantined_to", None)
-        err.fix = (f"it was moved to {dest}" if dest is not None else "it was set aside") + \
-            " and will be recorded again: retry in a moment"
+        moved = f"it was moved to {dest}" if dest is not None else "it was set aside"
+        if self._damages.get(jkey, (0, err))[0] > VIEW_RETRIES:  # damaged again after it was recorded again
+            err.fix = f"{moved}; check the disk, then ask for it again: POST /api/models/{h.name}/record"
+        else:
+            err.fix = f"{moved} and will be recorded again: retry in a moment"
 
     def _warm_up(self, h: ModelHandle, ctx: JobContext) -> None:
         """Compute what the first views need (tokens, documents, the default co-clustering)."""
@@ -210,6 +221,7 @@ class ViewRecordings:
         if not job.finished:
             with self._lock:
                 self._record_tries[self._job_key(h)] = 1
+                self._damages.pop(self._job_key(h), None)
         return job
 
     def _submit_recording(self, h: ModelHandle) -> Job:
@@ -232,6 +244,9 @@ class ViewRecordings:
             tries = self._record_tries.get(key, 0) if last is not None and last.status == "failed" else 0
         if tries > VIEW_RETRIES:
             raise RecordingFailed(last, h.name, ref)
+        damaged, err = self._damages.get(key, (0, None))
+        if damaged > VIEW_RETRIES:  # recorded again once already, and found damaged again: no loop
+            raise RnnvisError(err.what, err.fix)
         job = self._submit_recording(h)  # not under the lock: it may open stores
         if job is not last and not job.finished:
             with self._lock:
