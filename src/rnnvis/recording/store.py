@@ -26,12 +26,9 @@ meta (streams, units, dtype, model id, options), the shard manifest and the comp
 compression and disk writes overlap the model's computation. `Store` opens a finished store
 read-only.
 
-Damage: Zarr reads a missing chunk as its fill value, so a deleted chunk file would show as zeros.
-Every chunk is written (`write_empty_chunks`, even all-zero ones) and a shard says so in its
-meta (`every_chunk`); `Store` then checks that the chunk files of each region it reads exist (one
-stat a chunk) and turns a chunk that does not decode into the same `StoreDamaged` error, which
-names the store, the array and the chunk. A store's `on_damaged` callback (set by the explorer)
-hears of it first, to move the store aside and record it again.
+Damage (see integrity.py): every chunk is written and checked to exist when read; a chunk that is
+missing or does not decode raises `StoreDamaged`. A store's `on_damaged` callback (set by the
+explorer) hears of it first, to move the store aside and record it again.
 """
 from __future__ import annotations
 
@@ -40,38 +37,22 @@ import json
 import os
 import queue
 import threading
-from itertools import product
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
-import torch
 import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
-
-from torch import Tensor
+from zarr.codecs import ZstdCodec
 
 from rnnvis.errors import NotFound, RnnvisError
-from rnnvis.recording.stats import StreamStats, UnitStats, WordUnitStats
+from rnnvis.recording.integrity import ARRAY_CONFIG, DECODE_ERRORS, StoreDamaged, arrays_under, missing_chunk
+from rnnvis.recording.stats import StreamStats
+from rnnvis.recording.statsio import (UNIT_ROWS, _LazyStats, load_stats, save_stats,  # noqa: F401 - re-exported
+                                      write_array)
 
 FORMAT = "rnnvis.recording/2"
 SHARD_FORMAT = "rnnvis.recording-shard/2"
-# every chunk is written, all-zero ones too: a missing chunk file is then damage, never zeros
-_ARRAY_CONFIG = {"write_empty_chunks": True}
-# what Zarr and its codecs raise on a chunk or metadata file that does not decode (zstd: RuntimeError,
-# JSON: ValueError) or vanished (OSError)
-_DECODE_ERRORS = (RuntimeError, ValueError, OSError, KeyError, zarr.errors.BaseZarrError)
-
-
-class StoreDamaged(RnnvisError):
-    """A recording whose files are missing or do not decode; `.path` is the store."""
-
-    def __init__(self, path, what: str, fix: str | None = None):
-        super().__init__(f"the recording {path} is damaged: {what}",
-                         fix or "record it again with `rnnvis record MODEL ... --replace` "
-                                "(the web app records a damaged view recording again by itself)")
-        self.path = Path(path)
 
 
 class _Column:
@@ -79,7 +60,7 @@ class _Column:
 
     def __init__(self, group, name: str, tail: tuple[int, ...], dtype, chunk: int):
         self.arr = group.create_array(name, shape=(0, *tail), chunks=(chunk, *tail), dtype=dtype,
-                                      compressors=ZstdCodec(level=1), fill_value=0, config=_ARRAY_CONFIG)
+                                      compressors=ZstdCodec(level=1), fill_value=0, config=ARRAY_CONFIG)
         self.buf = np.empty((chunk, *tail), dtype=dtype)
         self.chunk = chunk
         self.fill = 0  # rows in buf
@@ -186,95 +167,6 @@ class StoreWriter:
         self._stop()
 
 
-def write_array(group, name: str, data: np.ndarray, chunks=None) -> None:
-    """Write a whole small array synchronously (statistics, meta arrays)."""
-    group.create_array(name, data=data, chunks=chunks or data.shape or (1,), compressors=ZstdCodec(level=1),
-                       config=_ARRAY_CONFIG)
-
-
-UNIT_ROWS = ("mean", "m2", "min", "max", "below", "above", "lo", "hi", "count")
-
-
-def save_stats(group, stats: dict[str, StreamStats]) -> None:
-    """Into a zarr group (or a StoreWriter's), three arrays a stream (array creation, not size,
-    is what costs on small shards): stats/<name>/units (9, units) float64 with the rows
-    `UNIT_ROWS` (float32 values and counts below 2^53 are exact in float64), stats/<name>/hist
-    (units, bins+2) int64 and, for streams with per-word statistics, stats/<name>/words
-    (4, vocab, units) float32: mean, M2 of the value and of its change Δ; plus stats/count (vocab,)."""
-    group = getattr(group, "root", group)
-    np_ = lambda t: t.detach().cpu().contiguous().numpy()  # noqa: E731
-    counted = False
-    for name, s in stats.items():
-        p = f"stats/{name}/"
-        if s.words is not None:
-            if not counted:
-                write_array(group, "stats/count", np_(s.words.count))
-                counted = True
-            parts = (s.words.mean, s.words.m2, s.deltas.mean, s.deltas.m2)
-            vocab, units = parts[0].shape
-            # written part by part (no stacked copy), with byte-shuffled lz4: as small as zstd on
-            # float statistics at twice the speed (measured 2.4 s -> 1.0 s, 10k words x 4 x 650 units)
-            arr = group.create_array(p + "words", shape=(4, vocab, units), dtype=np.float32,
-                                     chunks=(1, min(vocab, max(1, (1 << 22) // max(units, 1))), units),
-                                     compressors=BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"), fill_value=0,
-                                     config=_ARRAY_CONFIG)
-            for i, t in enumerate(parts):
-                arr[i] = np_(t).astype(np.float32, copy=False)
-        u = s.units
-        rows = [np_(getattr(u, k)).astype(np.float64) for k in UNIT_ROWS[:-1]]
-        rows.append(np.full(rows[0].shape, float(u.count), dtype=np.float64))
-        write_array(group, p + "units", np.stack(rows))
-        write_array(group, p + "hist", np_(u.hist))
-
-
-def load_stats(group, name: str, words: bool, count: Tensor | None = None) -> StreamStats:
-    """The statistics of one stream as `save_stats` wrote them (CPU tensors)."""
-    p = f"stats/{name}/"
-    rows = np.asarray(group[p + "units"][...])  # (9, units)
-    f32 = lambda r: torch.from_numpy(rows[UNIT_ROWS.index(r)].astype(np.float32))  # noqa: E731
-    i64 = lambda r: torch.from_numpy(rows[UNIT_ROWS.index(r)].astype(np.int64))  # noqa: E731
-    u = UnitStats(count=torch.tensor(int(rows[-1][0]) if rows.shape[1] else 0), mean=f32("mean"), m2=f32("m2"),
-                  min=f32("min"), max=f32("max"), below=i64("below"), above=i64("above"), lo=f32("lo"), hi=f32("hi"),
-                  hist=torch.from_numpy(np.asarray(group[p + "hist"][...])))
-    if not words:
-        return StreamStats(None, None, u)
-    if count is None:
-        count = torch.from_numpy(np.asarray(group["stats/count"][...]))
-    w = torch.from_numpy(np.asarray(group[p + "words"][...]))  # (4, vocab, units)
-    return StreamStats(WordUnitStats(count, w[0], w[1]), WordUnitStats(count, w[2], w[3]), u)
-
-
-class _LazyStats(Mapping):
-    """stream name -> StreamStats, each read from the store on first access (thread-safe).
-    `guard(fn, keys)` runs a read of arrays `keys` of the group, turning damage into StoreDamaged."""
-
-    def __init__(self, root, names: list[str], word_names: list[str], guard: Callable | None = None):
-        self._root, self._names, self._words = root, names, set(word_names)
-        self._loaded: dict[str, StreamStats] = {}
-        self._count = None
-        self._lock = threading.Lock()
-        self._guard = guard or (lambda fn, keys: fn())
-
-    def __getitem__(self, name: str) -> StreamStats:
-        if name not in self._names:
-            raise KeyError(name)
-        with self._lock:
-            if name not in self._loaded:
-                words = name in self._words
-                if words and self._count is None:
-                    self._count = self._guard(lambda: torch.from_numpy(np.asarray(self._root["stats/count"][...])),
-                                              ["stats/count"])
-                keys = [f"stats/{name}/{k}" for k in ("units", "hist", "words")[:3 if words else 2]]
-                self._loaded[name] = self._guard(lambda: load_stats(self._root, name, words, self._count), keys)
-            return self._loaded[name]
-
-    def __iter__(self):
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-
 # per-token columns are indexed by token; these by their own row counts (see Store._rows)
 _ROW_AXES = {"window_lengths": "windows", "window_widths": "windows", "keyframe_index": "keyframes", "doc_probs": "doc_rows",
              "doc_probs_doc_ids": "doc_rows"}
@@ -290,7 +182,7 @@ class Store:
         try:
             self.root = zarr.open_group(str(self.path), mode="r", zarr_format=3)
             meta = dict(self.root.attrs.get("rnnvis", {}))
-        except _DECODE_ERRORS as e:
+        except DECODE_ERRORS as e:
             raise StoreDamaged(self.path, f"its metadata (zarr.json) does not read ({type(e).__name__}: {e})") from e
         if meta.get("format") != FORMAT or not meta.get("complete"):
             raise RnnvisError(f"{self.path} is not a complete rnnvis recording of this version",
@@ -304,7 +196,7 @@ class Store:
                             for s in meta["shards"]]
             # stores written before every chunk was kept may lack all-zero chunks: not checked
             self._every_chunk = [bool(g.attrs.get("rnnvis", {}).get("every_chunk")) for g in self._shards]
-        except _DECODE_ERRORS as e:
+        except DECODE_ERRORS as e:
             raise StoreDamaged(self.path, f"a shard's metadata does not read ({type(e).__name__}: {e})") from e
         self._arrays: dict[tuple[int, str], Any] = {}  # (shard, key) -> zarr array, opened once
         self._offsets = {axis: np.concatenate([[0], np.cumsum([int(s[axis]) for s in meta["shards"]])]).astype(np.int64)
@@ -326,25 +218,17 @@ class Store:
         if arr is None:
             try:
                 arr = self._shards[i][key]
-            except _DECODE_ERRORS as e:  # KeyError: the array is gone (callers ask only for recorded ones)
+            except DECODE_ERRORS as e:  # KeyError: the array is gone (callers ask only for recorded ones)
                 raise self._damaged(f"the metadata of {self.meta['shards'][i]['path']}/{key} does not read "
                                     f"({type(e).__name__}: {e})", e) from e
             self._arrays[(i, key)] = arr
         return arr
 
     def _check_chunks(self, base: Path, name: str, arr, lo: int, hi: int) -> None:
-        """Raise StoreDamaged when a chunk file holding rows [lo, hi) of `arr` (at `base`) is missing.
-        One stat a chunk: ~1 us, against the ~100 us it takes to decode it."""
-        if hi <= lo or arr.size == 0:
-            return
-        c = arr.chunks[0]
-        enc = arr.metadata.chunk_key_encoding
-        tails = list(product(*(range(n) for n in arr.cdata_shape[1:])))
-        for j in range(lo // c, (hi - 1) // c + 1):
-            for t in tails:
-                key = enc.encode_chunk_key((j, *t))
-                if not os.path.isfile(f"{base}/{name}/{key}"):
-                    raise self._damaged(f"chunk {key} of {name} is missing")
+        """Raise StoreDamaged when a chunk file holding rows [lo, hi) of `arr` (at `base`) is missing."""
+        key = missing_chunk(base, name, arr, lo, hi)
+        if key is not None:
+            raise self._damaged(f"chunk {key} of {name} is missing")
 
     def _read(self, base: Path, name: str, arr, lo: int, hi: int, check: bool, select=None) -> np.ndarray:
         """Rows [lo, hi) of `arr` (optionally columns `select`), checked for missing and undecodable chunks."""
@@ -352,7 +236,7 @@ class Store:
             self._check_chunks(base, name, arr, lo, hi)
         try:
             return np.asarray(arr[lo:hi] if select is None else arr.get_orthogonal_selection((slice(lo, hi), select)))
-        except _DECODE_ERRORS as e:
+        except DECODE_ERRORS as e:
             raise self._damaged(f"a chunk of {name} (rows {lo}..{hi}) does not decode ({type(e).__name__}: {e})",
                                 e) from e
 
@@ -366,9 +250,8 @@ class Store:
             groups = [(self._shard_path(i), g) for i, g in enumerate(self._shards) if self._every_chunk[i]]
             if groups and all(self._every_chunk) and not self.meta.get("stats_at"):  # merged statistics
                 groups.append((self.path / "stats", self.root["stats"]))
-            arrays = [(base, k, a) for base, g in groups for k, a in g.members(max_depth=None)
-                      if isinstance(a, zarr.Array)]
-        except _DECODE_ERRORS as e:
+            arrays = arrays_under(groups)
+        except DECODE_ERRORS as e:
             raise self._damaged(f"its metadata does not read ({type(e).__name__}: {e})", e) from e
         for base, k, a in arrays:
             self._check_chunks(base, k, a, 0, a.shape[0] if a.ndim else 0)
@@ -509,7 +392,7 @@ class Store:
             base = self.path / at if at else self.path
             try:
                 group = zarr.open_group(str(base), mode="r", zarr_format=3) if at else self.root
-            except _DECODE_ERRORS as e:
+            except DECODE_ERRORS as e:
                 raise self._damaged(f"the metadata of {at} does not read ({type(e).__name__}: {e})", e) from e
             check = all(self._every_chunk)
 
@@ -520,7 +403,7 @@ class Store:
                             arr = group[k]
                             self._check_chunks(base, k, arr, 0, arr.shape[0])
                     return fn()
-                except _DECODE_ERRORS as e:
+                except DECODE_ERRORS as e:
                     raise self._damaged(f"the statistics {', '.join(keys)} do not read ({type(e).__name__}: {e})",
                                         e) from e
             self._stats = _LazyStats(group, self.all_streams, list(self.meta.get("word_stats", ())), guard)
