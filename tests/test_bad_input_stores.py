@@ -219,16 +219,33 @@ def test_a_failing_view_recording_is_retried_once_then_answers_its_error(ws, cat
         ex.jobs.shutdown()
 
 
-def test_cli_record_replaces_a_broken_store_and_says_so(ws, catalog, tiny, lines, capsys):
+@pytest.mark.parametrize("damage", ["root metadata", "missing chunk"])
+def test_cli_record_replaces_a_broken_store_and_says_so(ws, catalog, tiny, lines, capsys, damage):
     args = ["record", "tiny", "--home", str(ws.home), "--data", str(lines), "--per-line"]
     assert main(args) == 0
     path = json.loads(capsys.readouterr().out)["path"]
-    (ws.home / "recordings" / path.rsplit("/", 1)[-1] / "zarr.json").write_text("garbage")
+    if damage == "root metadata":
+        (ws.home / "recordings" / path.rsplit("/", 1)[-1] / "zarr.json").write_text("garbage")
+    else:
+        chunk_file(Store(path), "positions", "c/0").unlink()
     assert main(args) == 0
     out = capsys.readouterr()
-    assert json.loads(out.out)["path"] == path and Store(path).n_tokens > 0
+    assert json.loads(out.out)["path"] == path and Store(path).positions.size > 0
     assert "damaged" in out.err and "quarantine" in out.err, out.err
-    assert len(quarantined(ws)) == 1
+    assert len(quarantined(ws)) == 1 and catalog.get_recording(path.rsplit("/", 1)[-1]) is not None
+
+
+def test_cli_record_replace_records_again(ws, catalog, tiny, lines, capsys):
+    args = ["record", "tiny", "--home", str(ws.home), "--data", str(lines), "--per-line"]
+    assert main(args) == 0
+    store = Store(json.loads(capsys.readouterr().out)["path"])
+    chunk_file(store).write_bytes(b"garbage" * 10)  # found only when read: the fix names --replace
+    with pytest.raises(RnnvisError, match="damaged") as e:
+        Store(store.path).read("layer0.fwd.h")
+    assert "--replace" in e.value.fix
+    assert main(args + ["--replace"]) == 0
+    assert json.loads(capsys.readouterr().out)["path"] == str(store.path)
+    assert Store(store.path).read("layer0.fwd.h").any()
 
 
 # -- 4. --max-tokens is exact (LMs) or stops at whole documents (classifiers) ------------------------------------------

@@ -209,7 +209,10 @@ class Store:
         err = StoreDamaged(self.path, what)
         err.__cause__ = cause
         if self.on_damaged is not None:
-            self.on_damaged(err)
+            try:
+                self.on_damaged(err)
+            except (RnnvisError, OSError):  # setting it aside is best effort: the damage is reported anyway
+                pass
         return err
 
     def _array(self, i: int, key: str):
