@@ -311,11 +311,16 @@ def test_classifier_cap_keeps_whole_documents(ws, catalog, one_thread):
         try:
             e.add_data("reviews", reviews)
             store = ready(e, "clf")
-            n_docs = len(store.output("doc_probs_doc_ids"))
-            lengths = np.diff(store.windows, axis=1).ravel()
-            assert n_docs == len(lengths) >= 1
-            assert store.n_tokens <= cap or n_docs == 1  # whole documents, at least one
-            assert store.n_tokens + 4 > cap or n_docs == 1  # it stopped before the document that passed the cap
+            h = e.model("clf")
+            corpus, idx = e.view_docs(h)
+            full = {i: len(h.tokenizer.encode_doc(corpus.documents[i], add_eos=False)[:200]) for i in idx}
+            starts = store.windows[:, 0]
+            recorded = [int(d) for d in store.doc_ids[starts]]
+            lengths = np.diff(store.windows, axis=1).ravel().tolist()
+            assert len(recorded) >= 1 and lengths == [full[d] for d in recorded]  # whole documents
+            assert store.n_tokens <= cap or len(recorded) == 1  # within the cap, or the one first document
+            rest = [full[i] for i in idx if i not in recorded]
+            assert not rest or store.n_tokens + min(rest) > cap  # it stopped at the document that passed it
             assert store.meta["user"]["options"]["cut"] == "documents"
         finally:
             e.jobs.shutdown()
