@@ -35,17 +35,21 @@ class StoreDamaged(RnnvisError):
         self.path = Path(path)
 
 
-def missing_chunk(base: Path, name: str, arr, lo: int, hi: int) -> str | None:
+def chunk_layout(arr) -> tuple:
+    """What `missing_chunk` needs of an array (Zarr's properties cost ~30 us a read: keep it)."""
+    return arr.chunks[0], arr.metadata.chunk_key_encoding.encode_chunk_key, \
+        list(product(*(range(n) for n in arr.cdata_shape[1:]))), arr.size
+
+
+def missing_chunk(base: Path, name: str, arr, lo: int, hi: int, layout: tuple | None = None) -> str | None:
     """The key of the first missing chunk file holding rows [lo, hi) of array `name` (stored under
-    `base`), or None when all are there."""
-    if hi <= lo or arr.size == 0:
+    `base`; `layout`: its `chunk_layout`), or None when all are there."""
+    c, encode, tails, size = layout or chunk_layout(arr)
+    if hi <= lo or size == 0:
         return None
-    c = arr.chunks[0]
-    enc = arr.metadata.chunk_key_encoding
-    tails = list(product(*(range(n) for n in arr.cdata_shape[1:])))
     for j in range(lo // c, (hi - 1) // c + 1):
         for t in tails:
-            key = enc.encode_chunk_key((j, *t))
+            key = encode((j, *t))
             if not os.path.isfile(f"{base}/{name}/{key}"):
                 return key
     return None

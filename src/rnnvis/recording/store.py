@@ -46,7 +46,8 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from rnnvis.errors import NotFound, RnnvisError
-from rnnvis.recording.integrity import ARRAY_CONFIG, DECODE_ERRORS, StoreDamaged, arrays_under, missing_chunk
+from rnnvis.recording.integrity import (ARRAY_CONFIG, DECODE_ERRORS, StoreDamaged, arrays_under, chunk_layout,
+                                        missing_chunk)
 from rnnvis.recording.stats import StreamStats
 from rnnvis.recording.statsio import (UNIT_ROWS, _LazyStats, load_stats, save_stats,  # noqa: F401 - re-exported
                                       write_array)
@@ -199,6 +200,7 @@ class Store:
         except DECODE_ERRORS as e:
             raise StoreDamaged(self.path, f"a shard's metadata does not read ({type(e).__name__}: {e})") from e
         self._arrays: dict[tuple[int, str], Any] = {}  # (shard, key) -> zarr array, opened once
+        self._layouts: dict[tuple[int, str], tuple] = {}  # (shard, key) -> its chunk_layout
         self._offsets = {axis: np.concatenate([[0], np.cumsum([int(s[axis]) for s in meta["shards"]])]).astype(np.int64)
                          for axis in ("tokens", "windows", "keyframes", "doc_rows")}
         self._kf_index: np.ndarray | None = None
@@ -224,19 +226,22 @@ class Store:
             except DECODE_ERRORS as e:  # KeyError: the array is gone (callers ask only for recorded ones)
                 raise self._damaged(f"the metadata of {self.meta['shards'][i]['path']}/{key} does not read "
                                     f"({type(e).__name__}: {e})", e) from e
+            self._layouts[(i, key)] = chunk_layout(arr)
             self._arrays[(i, key)] = arr
         return arr
 
-    def _check_chunks(self, base: Path, name: str, arr, lo: int, hi: int) -> None:
+    def _check_chunks(self, base: Path, name: str, arr, lo: int, hi: int, layout: tuple | None = None) -> None:
         """Raise StoreDamaged when a chunk file holding rows [lo, hi) of `arr` (at `base`) is missing."""
-        key = missing_chunk(base, name, arr, lo, hi)
+        key = missing_chunk(base, name, arr, lo, hi, layout)
         if key is not None:
             raise self._damaged(f"chunk {key} of {name} is missing")
 
-    def _read(self, base: Path, name: str, arr, lo: int, hi: int, check: bool, select=None) -> np.ndarray:
-        """Rows [lo, hi) of `arr` (optionally columns `select`), checked for missing and undecodable chunks."""
-        if check:
-            self._check_chunks(base, name, arr, lo, hi)
+    def _read(self, i: int, name: str, lo: int, hi: int, select=None) -> np.ndarray:
+        """Rows [lo, hi) of array `name` of shard `i` (optionally columns `select`), checked for missing
+        and undecodable chunks."""
+        arr = self._array(i, name)
+        if self._every_chunk[i]:
+            self._check_chunks(self._shard_path(i), name, arr, lo, hi, self._layouts[(i, name)])
         try:
             return np.asarray(arr[lo:hi] if select is None else arr.get_orthogonal_selection((slice(lo, hi), select)))
         except DECODE_ERRORS as e:
@@ -301,8 +306,7 @@ class Store:
             lo, hi = max(start, a) - a, min(stop, b) - a
             if hi <= lo:
                 continue
-            arr = self._array(i, key)
-            parts.append(self._read(self._shard_path(i), key, arr, lo, hi, self._every_chunk[i], select))
+            parts.append(self._read(i, key, lo, hi, select))
         if parts:
             return np.concatenate(parts) if len(parts) > 1 else np.asarray(parts[0])
         arr = self._array(0, key) if self._shards else None
@@ -357,9 +361,8 @@ class Store:
         if not self.meta.get("keyframe_every"):
             return None
         if self._kf_index is None:
-            parts = [self._read(self._shard_path(k), "keyframe_index", a := self._array(k, "keyframe_index"), 0,
-                                a.shape[0], self._every_chunk[k]).astype(np.int64) + self._offsets["tokens"][k]
-                     for k in range(len(self._shards))]
+            parts = [self._read(k, "keyframe_index", 0, self._array(k, "keyframe_index").shape[0]).astype(np.int64)
+                     + self._offsets["tokens"][k] for k in range(len(self._shards))]
             self._kf_index = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         j = int(np.searchsorted(self._kf_index, i, side="right")) - 1
         if j < 0 or self._kf_index[j] < floor:
