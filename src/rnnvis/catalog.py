@@ -422,6 +422,11 @@ class Catalog:
             return None
         return {**dict(r), "options": json.loads(r["options"]), "info": json.loads(r["info"])}
 
+    def remove_recording(self, key: str) -> None:
+        """Forget a recording (its store was found damaged and moved aside)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM recordings WHERE key=?", (key,))
+
     def recordings(self) -> list[dict]:
         rows = self._conn().execute("SELECT * FROM recordings ORDER BY created_at").fetchall()
         return [{**dict(r), "options": json.loads(r["options"]), "info": json.loads(r["info"])} for r in rows]

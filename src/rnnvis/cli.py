@@ -97,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=200, help="tokens per window for long documents")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--max-tokens", type=int, help="record at most this many tokens of the split")
+    p.add_argument("--max-tokens", type=int, help="record exactly this many tokens of the split (or all it has); "
+                   "a classifier keeps whole documents: it stops before the one that would pass N")
+    p.add_argument("--replace", action="store_true", help="record again even if a recording with the same "
+                   "options exists (a damaged one is replaced without it)")
     _add_user_data_options(p)
 
     p = sub.add_parser("import-run", help="import a run trained elsewhere (CSV of metrics or TensorBoard logs)",

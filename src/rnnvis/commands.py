@@ -175,7 +175,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         store_streams=_patterns(args.streams), word_stats=_patterns(args.word_stats),
         dtype=args.dtype, window=args.window, batch_size=args.batch_size, device=args.device,
         max_tokens=args.max_tokens, data_options=_user_data_options(args), progress=True,
-        workers=args.workers, scheduler=args.scheduler,
+        workers=args.workers, scheduler=args.scheduler, replace=getattr(args, "replace", False),
+        log=lambda m: print(f"rnnvis: {m}", file=sys.stderr, flush=True),
     )
     print_json({"path": str(store.path), "tokens": store.n_tokens, "streams": store.streams})
     return 0

@@ -4,6 +4,12 @@ its status, and how it is made (`record_model`, or `record_corpus` on data held 
 
 `ViewRecordings` is a part of `Explorer` (a mixin): it uses the explorer's workspace, catalog,
 jobs, `max_tokens`, models (`model`, `view_docs`, `model_corpus`) and its per-split store table.
+
+Damage and failure never loop: a view recording that does not open, misses chunk files, or is
+found damaged by a view's read is moved to `<home>/quarantine/` (`quarantine_recording`) and
+recorded again by the next view. A recording job that failed is retried once by the views; after
+that they answer its error (`RecordingFailed`) until the user asks again (`start_recording`:
+POST /api/models/{ref}/record) or the server restarts.
 """
 from __future__ import annotations
 
@@ -31,14 +37,43 @@ class NotReady(RnnvisError):
         self.job = job
 
 
+VIEW_RETRIES = 1  # a failed view recording job is started again once by the views, then its error is shown
+
+
+class RecordingFailed(RnnvisError):
+    """The view recording of a model failed (and was retried); `.job` is the last failed Job."""
+
+    def __init__(self, job: Job, name: str, ref: str):
+        err = job.error or {}
+        super().__init__(f"the view recording of {name!r} failed: {err.get('error') or job.message or job.status}",
+                         f"{err.get('fix') or 'check the model and its data'}; then ask for it again: "
+                         f"POST /api/models/{ref}/record (or restart the server)")
+        self.job = job
+
+
 class ViewRecordings:
     """Finding, making and holding the view recordings (one per model and split)."""
 
+    @property
+    def _record_tries(self) -> dict[str, int]:
+        """job key -> view recording jobs started since the last explicit request (the mixin's own state)."""
+        return self.__dict__.setdefault("_view_record_tries", {})
+
+    @property
+    def _damages(self) -> dict[str, tuple[int, RnnvisError]]:
+        """job key -> (view recordings found damaged since the last explicit request, the last error)."""
+        return self.__dict__.setdefault("_view_record_damages", {})
+
     def _own_options(self, h: ModelHandle, kept: tuple[list, list] | None = None) -> dict:
+        from ..recorder import cap_rule
+
         streams, words = kept or _view_kept()[-1]
-        return {"streams": streams, "word_stats": words, "dtype": "float16", "window": VIEW_WINDOW,
-                "max_tokens": self.max_tokens, "max_len": CLASSIFY_MAX_LEN if h.kind == "classifier" else None,
-                "own": True}
+        out = {"streams": streams, "word_stats": words, "dtype": "float16", "window": VIEW_WINDOW,
+               "max_tokens": self.max_tokens, "max_len": CLASSIFY_MAX_LEN if h.kind == "classifier" else None,
+               "own": True}
+        if self.max_tokens is not None:  # how the cap cuts, as `recording_options` says
+            out["cut"] = cap_rule(h.kind == "classifier")
+        return out
 
     def _catalog_options(self, h: ModelHandle, max_tokens: int | None, kept: tuple[list, list] | None = None) -> dict:
         """The options `record_model` (and `_record_catalog_on`) key a view recording by (`kept`: the
@@ -76,8 +111,9 @@ class ViewRecordings:
 
     def _find_recording(self, h: ModelHandle):
         """A complete recording of the model's view data (same data set and corpus fingerprint) that keeps
-        at least what the views need (`_view_kept`), the fullest first, or None."""
-        from ..recording import Store
+        at least what the views need (`_view_kept`), the fullest first, or None. A damaged one is
+        quarantined (and so recorded again)."""
+        from ..recorder import open_cached
 
         keys = self._view_keys_of(h)
         if keys is None:
@@ -97,10 +133,9 @@ class ViewRecordings:
             whole = mt is None and (self.max_tokens is None
                                     or int(r["info"].get("tokens", 1 << 62)) <= self.max_tokens)
             if (mt == self.max_tokens or whole) and Path(r["path"]).is_dir():
-                try:
-                    return Store(r["path"])
-                except RnnvisError:
-                    continue
+                store = open_cached(self.ws, self.catalog, r["key"])
+                if store is not None:
+                    return store
         return None
 
     def recording_status(self, ref: str) -> dict:
@@ -133,10 +168,34 @@ class ViewRecordings:
             if (h.id, h.split) in self._stores:
                 return
             self._stores[(h.id, h.split)] = store
+            store.on_damaged = lambda err: self._on_damaged(h, store, err)
         if self.warm:
             self.jobs.submit("analysis", f"prepare the views of {h.name} ({h.split} split)",
                              lambda ctx: self._warm_up(h, ctx), key=f"warm:{h.id}:{h.split}",
                              meta={"model": h.name, "split": h.split})
+
+    def _on_damaged(self, h: ModelHandle, store, err) -> None:
+        """A view found `store` damaged: forget it and move it to quarantine (once, whichever thread
+        saw it first), so that the next view records it again; the error says so."""
+        from ..recorder import quarantine_recording
+
+        with self._lock:
+            mine = self._stores.get((h.id, h.split)) is store
+            if mine:
+                del self._stores[(h.id, h.split)]
+        jkey = self._job_key(h)
+        if mine:
+            key = str(store.meta.get("user", {}).get("key") or store.path.name)
+            dest = quarantine_recording(self.ws, self.catalog, store.path, key)
+            store.quarantined_to = dest
+            with self._lock:
+                self._damages[jkey] = (self._damages.get(jkey, (0, err))[0] + 1, err)
+        dest = getattr(store, "quarantined_to", None)
+        moved = f"it was moved to {dest}" if dest is not None else "it was set aside"
+        if self._damages.get(jkey, (0, err))[0] > VIEW_RETRIES:  # damaged again after it was recorded again
+            err.fix = f"{moved}; check the disk, then ask for it again: POST /api/models/{h.name}/record"
+        else:
+            err.fix = f"{moved} and will be recorded again: retry in a moment"
 
     def _warm_up(self, h: ModelHandle, ctx: JobContext) -> None:
         """Compute what the first views need (tokens, documents, the default co-clustering)."""
@@ -155,8 +214,17 @@ class ViewRecordings:
                 pass
 
     def start_recording(self, ref: str) -> Job:
-        """The job making the view recording (the running one if any; a done job when cached)."""
+        """The job making the view recording (the running one if any; a done job when cached). An
+        explicit request: a recording that failed is tried again (see `VIEW_RETRIES`)."""
         h = self.model(ref)
+        job = self._submit_recording(h)
+        if not job.finished:
+            with self._lock:
+                self._record_tries[self._job_key(h)] = 1
+                self._damages.pop(self._job_key(h), None)
+        return job
+
+    def _submit_recording(self, h: ModelHandle) -> Job:
         key = self._job_key(h)
         store = self._ready_store(h)
         size = "whole split" if self.max_tokens is None else f"up to {self.max_tokens:,} tokens"
@@ -167,16 +235,34 @@ class ViewRecordings:
         return self.jobs.submit("record", title, lambda ctx: fn(h, ctx), key=key,
                                 meta={"model": h.name, "split": h.split})
 
+    def _view_job(self, h: ModelHandle, ref: str) -> Job:
+        """The recording job a view waits for: the running one, or a new one unless the last
+        `VIEW_RETRIES` + 1 jobs failed (then RecordingFailed, with the last job's error)."""
+        key = self._job_key(h)
+        last = self.jobs.find(key)
+        with self._lock:
+            tries = self._record_tries.get(key, 0) if last is not None and last.status == "failed" else 0
+        if tries > VIEW_RETRIES:
+            raise RecordingFailed(last, h.name, ref)
+        damaged, err = self._damages.get(key, (0, None))
+        if damaged > VIEW_RETRIES:  # recorded again once already, and found damaged again: no loop
+            raise RnnvisError(err.what, err.fix)
+        job = self._submit_recording(h)  # not under the lock: it may open stores
+        if job is not last and not job.finished:
+            with self._lock:
+                self._record_tries[key] = tries + 1
+        return job
+
     def store(self, ref: str, split: str | None = None):
         """The ready view recording of `split` (default: the split `ref` carries, else the model's
-        default), else start (or find) its job and raise NotReady."""
+        default), else start (or find) its job and raise NotReady (RecordingFailed when it failed twice)."""
         if split is not None:
             ref = self.view(ref, split)
         h = self.model(ref)
         store = self._ready_store(h)
         if store is not None:
             return store
-        job = self.start_recording(ref)
+        job = self._view_job(h, ref)
         if job.status == "done":
             store = self._ready_store(h)
             if store is not None:
@@ -208,8 +294,8 @@ class ViewRecordings:
     def _record_catalog_on(self, h: ModelHandle, corpus, ctx: JobContext):
         """`record_model` for a corpus held in memory: same batches, options and recording key."""
         from ..models import lm_windows
-        from ..recorder import _classifier_batches, _prepare, recording_key
-        from ..recording import Store, record_corpus
+        from ..recorder import _classifier_batches, _prepare, open_cached, recording_key
+        from ..recording import record_corpus
 
         cfg = h.config
         idx = corpus.split(seed=cfg["split"]["seed"], fractions=tuple(cfg["split"]["fractions"]))[h.split]
@@ -217,15 +303,15 @@ class ViewRecordings:
             raise RnnvisError(f"the {h.split} split of {corpus.name!r} is empty", "give more documents")
         options = self._catalog_options(h, self.max_tokens)
         key = recording_key(h.id, corpus.fingerprint(), h.split, cfg["split"], options)
-        cached = self.catalog.get_recording(key)
-        if cached is not None and Path(cached["path"]).is_dir():
-            return Store(cached["path"])
+        cached = open_cached(self.ws, self.catalog, key)
+        if cached is not None:
+            return cached
         docs, tok = corpus.subset(idx), h.tokenizer
         if h.kind == "classifier":
             batches = _classifier_batches(tok, docs, idx, VIEW_BATCH, options["max_len"])
         else:
             batches = lm_windows(tok, docs, window=VIEW_WINDOW, batch_size=VIEW_BATCH, doc_ids=idx)
-        batches = list(_prepare(batches, self.max_tokens))
+        batches = list(_prepare(batches, self.max_tokens, whole_docs=h.kind == "classifier"))
         total = sum(int(b["lengths"].sum()) for b in batches)
         path = self.ws.recordings_dir / key
         meta = {"model_id": h.id, "model": h.name, "dataset": corpus.name, "split": h.split,
@@ -239,17 +325,15 @@ class ViewRecordings:
         return store
 
     def _record_own(self, h: ModelHandle, ctx: JobContext) -> dict:
-        from ..recorder import recording_key
-        from ..recording import Store, record_corpus
+        from ..recorder import open_cached, recording_key
+        from ..recording import record_corpus
 
         ctx.progress(0.0, "preparing the batches")
         corpus, idx = self.view_docs(h)
         options = self._own_options(h)
         key = recording_key(h.id, corpus.fingerprint(), h.split, {"docs": len(idx)}, options)
-        cached = self.catalog.get_recording(key)
-        if cached is not None and Path(cached["path"]).is_dir():
-            store = Store(cached["path"])
-        else:
+        store = open_cached(self.ws, self.catalog, key)
+        if store is None:
             batches = own_batches(h, corpus.subset(idx), idx, self.max_tokens)
             total = sum(int(b["lengths"].sum()) for b in batches)
             path = self.ws.recordings_dir / key
@@ -285,6 +369,8 @@ def own_batches(h: ModelHandle, docs, doc_ids: Sequence[int], max_tokens: int | 
     LM: windows of VIEW_WINDOW tokens in corpus order, padded at the end like `lm_windows` (the
     states of a forward model at real tokens do not see the padding). Classifier: each document's
     first CLASSIFY_MAX_LEN tokens, grouped by length so that no batch is padded.
+    max_tokens is exact for an LM (the last window is cut); a classifier keeps whole documents (it
+    stops before the one that would pass the cap, holding at least one), as `record_model` does.
     """
     tok = h.tokenizer
     pieces: list[tuple[int, int, list[int]]] = []  # (doc id, start, ids)
@@ -300,11 +386,15 @@ def own_batches(h: ModelHandle, docs, doc_ids: Sequence[int], max_tokens: int | 
             continue
         if h.kind == "classifier":
             windows = [(0, ids[:CLASSIFY_MAX_LEN])]
+            if max_tokens is not None and pieces and seen + len(windows[0][1]) > max_tokens:
+                break  # whole documents only
         else:
             windows = [(s, ids[s:s + VIEW_WINDOW]) for s in range(0, len(ids), VIEW_WINDOW)]
         for s, w in windows:
             if max_tokens is not None and seen >= max_tokens:
                 break
+            if max_tokens is not None and h.kind != "classifier":
+                w = w[:max_tokens - seen]
             pieces.append((int(did), s, w))
             seen += len(w)
     if not pieces:

@@ -25,6 +25,10 @@ meta (streams, units, dtype, model id, options), the shard manifest and the comp
 `StoreWriter` buffers whole chunks in memory and hands them to one background thread, so
 compression and disk writes overlap the model's computation. `Store` opens a finished store
 read-only.
+
+Damage (see integrity.py): every chunk is written and checked to exist when read; a chunk that is
+missing or does not decode raises `StoreDamaged`. A store's `on_damaged` callback (set by the
+explorer) hears of it first, to move the store aside and record it again.
 """
 from __future__ import annotations
 
@@ -35,17 +39,18 @@ import queue
 import threading
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
-import torch
 import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
-
-from torch import Tensor
+from zarr.codecs import ZstdCodec
 
 from rnnvis.errors import NotFound, RnnvisError
-from rnnvis.recording.stats import StreamStats, UnitStats, WordUnitStats
+from rnnvis.recording.integrity import (ARRAY_CONFIG, DECODE_ERRORS, StoreDamaged, arrays_under, chunk_layout,
+                                        missing_chunk)
+from rnnvis.recording.stats import StreamStats
+from rnnvis.recording.statsio import (UNIT_ROWS, _LazyStats, load_stats, save_stats,  # noqa: F401 - re-exported
+                                      write_array)
 
 FORMAT = "rnnvis.recording/2"
 SHARD_FORMAT = "rnnvis.recording-shard/2"
@@ -56,7 +61,7 @@ class _Column:
 
     def __init__(self, group, name: str, tail: tuple[int, ...], dtype, chunk: int):
         self.arr = group.create_array(name, shape=(0, *tail), chunks=(chunk, *tail), dtype=dtype,
-                                      compressors=ZstdCodec(level=1), fill_value=0)
+                                      compressors=ZstdCodec(level=1), fill_value=0, config=ARRAY_CONFIG)
         self.buf = np.empty((chunk, *tail), dtype=dtype)
         self.chunk = chunk
         self.fill = 0  # rows in buf
@@ -145,7 +150,7 @@ class StoreWriter:
         for col in self.cols.values():  # trim the geometric growth
             if col.arr.shape[0] != col.written:
                 col.arr.resize((col.written, *col.arr.shape[1:]))
-        self.root.attrs["rnnvis"] = {**attrs, "format": SHARD_FORMAT, "complete": True}
+        self.root.attrs["rnnvis"] = {**attrs, "format": SHARD_FORMAT, "complete": True, "every_chunk": True}
 
     def _stop(self) -> None:
         for _ in self._threads:
@@ -163,89 +168,6 @@ class StoreWriter:
         self._stop()
 
 
-def write_array(group, name: str, data: np.ndarray, chunks=None) -> None:
-    """Write a whole small array synchronously (statistics, meta arrays)."""
-    group.create_array(name, data=data, chunks=chunks or data.shape or (1,), compressors=ZstdCodec(level=1))
-
-
-UNIT_ROWS = ("mean", "m2", "min", "max", "below", "above", "lo", "hi", "count")
-
-
-def save_stats(group, stats: dict[str, StreamStats]) -> None:
-    """Into a zarr group (or a StoreWriter's), three arrays a stream (array creation, not size,
-    is what costs on small shards): stats/<name>/units (9, units) float64 with the rows
-    `UNIT_ROWS` (float32 values and counts below 2^53 are exact in float64), stats/<name>/hist
-    (units, bins+2) int64 and, for streams with per-word statistics, stats/<name>/words
-    (4, vocab, units) float32: mean, M2 of the value and of its change Δ; plus stats/count (vocab,)."""
-    group = getattr(group, "root", group)
-    np_ = lambda t: t.detach().cpu().contiguous().numpy()  # noqa: E731
-    counted = False
-    for name, s in stats.items():
-        p = f"stats/{name}/"
-        if s.words is not None:
-            if not counted:
-                write_array(group, "stats/count", np_(s.words.count))
-                counted = True
-            parts = (s.words.mean, s.words.m2, s.deltas.mean, s.deltas.m2)
-            vocab, units = parts[0].shape
-            # written part by part (no stacked copy), with byte-shuffled lz4: as small as zstd on
-            # float statistics at twice the speed (measured 2.4 s -> 1.0 s, 10k words x 4 x 650 units)
-            arr = group.create_array(p + "words", shape=(4, vocab, units), dtype=np.float32,
-                                     chunks=(1, min(vocab, max(1, (1 << 22) // max(units, 1))), units),
-                                     compressors=BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"), fill_value=0)
-            for i, t in enumerate(parts):
-                arr[i] = np_(t).astype(np.float32, copy=False)
-        u = s.units
-        rows = [np_(getattr(u, k)).astype(np.float64) for k in UNIT_ROWS[:-1]]
-        rows.append(np.full(rows[0].shape, float(u.count), dtype=np.float64))
-        write_array(group, p + "units", np.stack(rows))
-        write_array(group, p + "hist", np_(u.hist))
-
-
-def load_stats(group, name: str, words: bool, count: Tensor | None = None) -> StreamStats:
-    """The statistics of one stream as `save_stats` wrote them (CPU tensors)."""
-    p = f"stats/{name}/"
-    rows = np.asarray(group[p + "units"][...])  # (9, units)
-    f32 = lambda r: torch.from_numpy(rows[UNIT_ROWS.index(r)].astype(np.float32))  # noqa: E731
-    i64 = lambda r: torch.from_numpy(rows[UNIT_ROWS.index(r)].astype(np.int64))  # noqa: E731
-    u = UnitStats(count=torch.tensor(int(rows[-1][0]) if rows.shape[1] else 0), mean=f32("mean"), m2=f32("m2"),
-                  min=f32("min"), max=f32("max"), below=i64("below"), above=i64("above"), lo=f32("lo"), hi=f32("hi"),
-                  hist=torch.from_numpy(np.asarray(group[p + "hist"][...])))
-    if not words:
-        return StreamStats(None, None, u)
-    if count is None:
-        count = torch.from_numpy(np.asarray(group["stats/count"][...]))
-    w = torch.from_numpy(np.asarray(group[p + "words"][...]))  # (4, vocab, units)
-    return StreamStats(WordUnitStats(count, w[0], w[1]), WordUnitStats(count, w[2], w[3]), u)
-
-
-class _LazyStats(Mapping):
-    """stream name -> StreamStats, each read from the store on first access (thread-safe)."""
-
-    def __init__(self, root, names: list[str], word_names: list[str]):
-        self._root, self._names, self._words = root, names, set(word_names)
-        self._loaded: dict[str, StreamStats] = {}
-        self._count = None
-        self._lock = threading.Lock()
-
-    def __getitem__(self, name: str) -> StreamStats:
-        if name not in self._names:
-            raise KeyError(name)
-        with self._lock:
-            if name not in self._loaded:
-                words = name in self._words
-                if words and self._count is None:
-                    self._count = torch.from_numpy(np.asarray(self._root["stats/count"][...]))
-                self._loaded[name] = load_stats(self._root, name, words, self._count)
-            return self._loaded[name]
-
-    def __iter__(self):
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-
 # per-token columns are indexed by token; these by their own row counts (see Store._rows)
 _ROW_AXES = {"window_lengths": "windows", "window_widths": "windows", "keyframe_index": "keyframes", "doc_probs": "doc_rows",
              "doc_probs_doc_ids": "doc_rows"}
@@ -261,19 +183,86 @@ class Store:
         try:
             self.root = zarr.open_group(str(self.path), mode="r", zarr_format=3)
             meta = dict(self.root.attrs.get("rnnvis", {}))
-        except (FileNotFoundError, ValueError, KeyError) as e:
-            raise RnnvisError(f"{self.path} is not a readable rnnvis recording ({e})",
-                              "record it again with record_corpus") from e
+        except DECODE_ERRORS as e:
+            raise StoreDamaged(self.path, f"its metadata (zarr.json) does not read ({type(e).__name__}: {e})") from e
         if meta.get("format") != FORMAT or not meta.get("complete"):
             raise RnnvisError(f"{self.path} is not a complete rnnvis recording of this version",
                               "it was interrupted, written by an older rnnvis or by another tool; record it again")
         self.meta: dict[str, Any] = meta
         self._stats: _LazyStats | None = None
-        self._shards = [zarr.open_group(str(self.path / s["path"]), mode="r", zarr_format=3)
-                        for s in meta["shards"]]
+        # called with the StoreDamaged error before it is raised (the explorer moves the store aside)
+        self.on_damaged: "Callable[[StoreDamaged], None] | None" = None
+        try:
+            self._shards = [zarr.open_group(str(self.path / s["path"]), mode="r", zarr_format=3)
+                            for s in meta["shards"]]
+            # stores written before every chunk was kept may lack all-zero chunks: not checked
+            self._every_chunk = [bool(g.attrs.get("rnnvis", {}).get("every_chunk")) for g in self._shards]
+        except DECODE_ERRORS as e:
+            raise StoreDamaged(self.path, f"a shard's metadata does not read ({type(e).__name__}: {e})") from e
+        self._arrays: dict[tuple[int, str], Any] = {}  # (shard, key) -> zarr array, opened once
+        self._layouts: dict[tuple[int, str], tuple] = {}  # (shard, key) -> its chunk_layout
         self._offsets = {axis: np.concatenate([[0], np.cumsum([int(s[axis]) for s in meta["shards"]])]).astype(np.int64)
                          for axis in ("tokens", "windows", "keyframes", "doc_rows")}
         self._kf_index: np.ndarray | None = None
+
+    # -- damage ----------------------------------------------------------------------------
+    def _damaged(self, what: str, cause: BaseException | None = None) -> StoreDamaged:
+        """The error to raise for damage found while reading; tells `on_damaged` first."""
+        err = StoreDamaged(self.path, what)
+        err.__cause__ = cause
+        if self.on_damaged is not None:
+            try:
+                self.on_damaged(err)
+            except (RnnvisError, OSError):  # setting it aside is best effort: the damage is reported anyway
+                pass
+        return err
+
+    def _array(self, i: int, key: str):
+        """Array `key` of shard `i` (its metadata read once)."""
+        arr = self._arrays.get((i, key))
+        if arr is None:
+            try:
+                arr = self._shards[i][key]
+            except DECODE_ERRORS as e:  # KeyError: the array is gone (callers ask only for recorded ones)
+                raise self._damaged(f"the metadata of {self.meta['shards'][i]['path']}/{key} does not read "
+                                    f"({type(e).__name__}: {e})", e) from e
+            self._layouts[(i, key)] = chunk_layout(arr)
+            self._arrays[(i, key)] = arr
+        return arr
+
+    def _check_chunks(self, base: Path, name: str, arr, lo: int, hi: int, layout: tuple | None = None) -> None:
+        """Raise StoreDamaged when a chunk file holding rows [lo, hi) of `arr` (at `base`) is missing."""
+        key = missing_chunk(base, name, arr, lo, hi, layout)
+        if key is not None:
+            raise self._damaged(f"chunk {key} of {name} is missing")
+
+    def _read(self, i: int, name: str, lo: int, hi: int, select=None) -> np.ndarray:
+        """Rows [lo, hi) of array `name` of shard `i` (optionally columns `select`), checked for missing
+        and undecodable chunks."""
+        arr = self._array(i, name)
+        if self._every_chunk[i]:
+            self._check_chunks(self._shard_path(i), name, arr, lo, hi, self._layouts[(i, name)])
+        try:
+            return np.asarray(arr[lo:hi] if select is None else arr.get_orthogonal_selection((slice(lo, hi), select)))
+        except DECODE_ERRORS as e:
+            raise self._damaged(f"a chunk of {name} (rows {lo}..{hi}) does not decode ({type(e).__name__}: {e})",
+                                e) from e
+
+    def _shard_path(self, i: int) -> Path:
+        return self.path / self.meta["shards"][i]["path"]
+
+    def verify(self) -> None:
+        """Raise StoreDamaged when a chunk file of any array is missing (reads metadata, no chunk:
+        one stat a chunk, a few ms for a million tokens). Chunks that do not decode are found when read."""
+        try:
+            groups = [(self._shard_path(i), g) for i, g in enumerate(self._shards) if self._every_chunk[i]]
+            if groups and all(self._every_chunk) and not self.meta.get("stats_at"):  # merged statistics
+                groups.append((self.path / "stats", self.root["stats"]))
+            arrays = arrays_under(groups)
+        except DECODE_ERRORS as e:
+            raise self._damaged(f"its metadata does not read ({type(e).__name__}: {e})", e) from e
+        for base, k, a in arrays:
+            self._check_chunks(base, k, a, 0, a.shape[0] if a.ndim else 0)
 
     # -- what is recorded ---------------------------------------------------------------
     @property
@@ -317,11 +306,10 @@ class Store:
             lo, hi = max(start, a) - a, min(stop, b) - a
             if hi <= lo:
                 continue
-            arr = self._shards[i][key]
-            parts.append(arr[lo:hi] if select is None else arr.get_orthogonal_selection((slice(lo, hi), select)))
+            parts.append(self._read(i, key, lo, hi, select))
         if parts:
             return np.concatenate(parts) if len(parts) > 1 else np.asarray(parts[0])
-        arr = self._shards[0][key] if self._shards else None
+        arr = self._array(0, key) if self._shards else None
         tail = arr.shape[1:] if arr is not None else ()
         if select is not None:
             tail = (len(select), *tail[1:])
@@ -373,8 +361,8 @@ class Store:
         if not self.meta.get("keyframe_every"):
             return None
         if self._kf_index is None:
-            parts = [np.asarray(g["keyframe_index"][...], dtype=np.int64) + self._offsets["tokens"][k]
-                     for k, g in enumerate(self._shards)]
+            parts = [self._read(k, "keyframe_index", 0, self._array(k, "keyframe_index").shape[0]).astype(np.int64)
+                     + self._offsets["tokens"][k] for k in range(len(self._shards))]
             self._kf_index = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         j = int(np.searchsorted(self._kf_index, i, side="right")) - 1
         if j < 0 or self._kf_index[j] < floor:
@@ -391,7 +379,11 @@ class Store:
         if not self._shards or key not in self._shards[0]:
             raise NotFound(f"{name!r} is not stored in this recording",
                            f"stored streams: {', '.join(self.streams)}; columns: token_ids, doc_ids, positions, ...")
-        return da.concatenate([da.from_zarr(g[key]) for g in self._shards], axis=0)
+        for i in range(len(self._shards)):  # missing chunks here; a chunk that does not decode fails in compute
+            if self._every_chunk[i]:
+                arr = self._array(i, key)
+                self._check_chunks(self._shard_path(i), key, arr, 0, arr.shape[0])
+        return da.concatenate([da.from_zarr(self._array(i, key)) for i in range(len(self._shards))], axis=0)
 
     @property
     def stats(self) -> "Mapping[str, StreamStats]":
@@ -403,8 +395,24 @@ class Store:
         """
         if self._stats is None:
             at = self.meta.get("stats_at")  # a one-shard recording keeps its statistics in the shard
-            group = zarr.open_group(str(self.path / at), mode="r", zarr_format=3) if at else self.root
-            self._stats = _LazyStats(group, self.all_streams, list(self.meta.get("word_stats", ())))
+            base = self.path / at if at else self.path
+            try:
+                group = zarr.open_group(str(base), mode="r", zarr_format=3) if at else self.root
+            except DECODE_ERRORS as e:
+                raise self._damaged(f"the metadata of {at} does not read ({type(e).__name__}: {e})", e) from e
+            check = all(self._every_chunk)
+
+            def guard(fn, keys):
+                try:
+                    if check:
+                        for k in keys:
+                            arr = group[k]
+                            self._check_chunks(base, k, arr, 0, arr.shape[0])
+                    return fn()
+                except DECODE_ERRORS as e:
+                    raise self._damaged(f"the statistics {', '.join(keys)} do not read ({type(e).__name__}: {e})",
+                                        e) from e
+            self._stats = _LazyStats(group, self.all_streams, list(self.meta.get("word_stats", ())), guard)
         return self._stats
 
     def __repr__(self) -> str:
