@@ -104,3 +104,90 @@ def test_detail_with_a_unit_that_does_not_exist_says_the_valid_range(site, page)
     err = page.wait_for_selector("[data-test=view-detail] [data-test=detail-unit-error]")
     text = err.inner_text()
     assert "999" in text and "0 to 23" in text, text  # tiny-lstm: 24 hidden units
+
+
+# ---------------------------------------------------------------- 15. smaller ones
+def test_k_above_the_maximum_shows_the_k_used(site, browser):
+    # 40 clusters of 24 units: the server refuses (400), the views say so; this test is about the box
+    with checked_page(browser, TIMEOUT, ignore=lambda t: "status of 400" in t) as page:
+        _k_shown(site, page)
+
+
+def _k_shown(site, page):
+    page.goto(f"{site}/?view=main&model=tiny-lstm")
+    page.wait_for_selector("[data-test=view-main] [data-test=unit-cell]")
+    for _ in range(2):  # the second time k is 40 already: nothing changes in the state, the box still says 40
+        page.fill("[data-test=k-input]", "100")
+        page.press("[data-test=k-input]", "Enter")
+        page.wait_for_function("() => location.search.includes('k=40')")
+        assert page.locator("[data-test=k-input]").input_value() == "40"
+
+
+LONG = ("this film is an overlong , overwrought , overacted and underwritten mess that never once "
+        "finds the tone it is looking for").split()
+
+
+def _errors_with(page, site, **patch):
+    """The tiny classifier makes no errors: answer its /errors with a misclassified long review."""
+    with urllib.request.urlopen(f"{site}/api/models/tiny-sentiment/errors", timeout=30) as r:
+        body = {**json.loads(r.read()), **patch}
+    page.route("**/api/models/tiny-sentiment/errors*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(body)))
+
+
+def test_misclassified_sentences_wrap_in_their_frame(site, page):
+    _errors_with(page, site, misclassified=[{
+        "doc": 1, "text": " ".join(LONG), "gold": "neg", "predicted": "pos", "confidence": 0.8,
+        "tokens": LONG, "saliency": [0.1] * len(LONG)}])
+    page.goto(f"{site}/?view=summary&model=tiny-sentiment")
+    row = page.wait_for_selector("[data-test=view-summary] [data-test=misclassified] .sal")
+    tops = row.evaluate("el => [...el.children].map(c => c.getBoundingClientRect().top)")
+    assert len(tops) == len(LONG) and len(set(tops)) > 1, tops  # on several lines
+    assert row.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), "the sentence runs out of its frame"
+
+
+# ---------------------------------------------------------------- 5. summary of a classifier
+def _inside(pg, sel: str) -> list[str]:
+    """Texts of `sel` that stick out of their svg."""
+    return pg.eval_on_selector_all(sel, """els => els.filter(e => {
+        const b = e.getBoundingClientRect(), s = e.ownerSVGElement.getBoundingClientRect()
+        return b.left < s.left - 0.5 || b.right > s.right + 0.5 || b.top < s.top - 0.5 || b.bottom > s.bottom + 0.5
+    }).map(e => e.textContent)""")
+
+
+def test_classifier_slices_and_confusion_matrix_are_labelled_in_full(site, page):
+    # slices as a real data set has them: hundreds of reviews in one, none in another
+    _errors_with(page, site, slices=[
+        {"family": "length", "name": "11-20", "n": 1324, "accuracy": 0.9773, "errors": 30},
+        {"family": "length", "name": ">40", "n": 0, "accuracy": None, "errors": 0},
+        {"family": "intensifier", "name": "without", "n": 132, "accuracy": 1.0, "errors": 0}])
+    page.goto(f"{site}/?view=summary&model=tiny-sentiment")
+    root = "[data-test=view-summary]"
+    page.wait_for_selector(f"{root} [data-test=slice] text")
+    page.wait_for_selector(f"{root} [data-test=confusion-cell]")
+    assert not _inside(page, f"{root} [data-test=slice] text"), "slice labels cut"
+    axes = page.eval_on_selector_all(f"{root} [data-test=confusion-axis]", "els => els.map(e => e.textContent)")
+    assert sorted(axes) == ["actual", "predicted"], axes
+    assert not _inside(page, f"{root} svg:has([data-test=confusion-cell]) text")
+    # an empty slice has no accuracy: "no data", not 0 %
+    empty = page.eval_on_selector_all(f"{root} [data-test=slice][data-name='>40'] text", "els => els.map(e => e.textContent)")
+    assert any("no data" in t for t in empty) and not any("0 %" in t or "0.0 %" in t for t in empty), empty
+    full = page.eval_on_selector_all(f"{root} [data-test=slice][data-name='11-20'] text", "els => els.map(e => e.textContent)")
+    assert any("n 1324" in t for t in full), full
+
+
+# ---------------------------------------------------------------- 13. radar words
+def test_typed_radar_words_replace_the_default_words(site, page):
+    page.goto(f"{site}/?view=radar&model=tiny-lstm")
+    page.wait_for_selector("[data-test=view-radar] [data-test=radar-word]")
+    defaults = page.eval_on_selector_all("[data-test=radar-word]", "els => els.map(e => e.dataset.word)")
+    typed = next(w for w in ("king", "river", "cake", "dog") if w not in defaults)
+    page.fill("[data-test=radar-word-input]", typed)
+    page.press("[data-test=radar-word-input]", "Enter")
+    page.wait_for_function("() => location.search.includes('words=')")
+    assert page.eval_on_selector_all("[data-test=radar-word]", "els => els.map(e => e.dataset.word)") == [typed]
+    page.fill("[data-test=radar-word-input]", "the")  # later words are added to the user's
+    page.press("[data-test=radar-word-input]", "Enter")
+    page.wait_for_function("() => document.querySelectorAll('[data-test=radar-word]').length === 2")
+    page.wait_for_selector("[data-test=radar-polygon][data-word=the]")
+    assert page.locator("[data-test=radar-polygon]").count() == 2
