@@ -191,3 +191,50 @@ def test_typed_radar_words_replace_the_default_words(site, page):
     page.wait_for_function("() => document.querySelectorAll('[data-test=radar-word]').length === 2")
     page.wait_for_selector("[data-test=radar-polygon][data-word=the]")
     assert page.locator("[data-test=radar-polygon]").count() == 2
+
+
+# ---------------------------------------------------------------- 10 and 14. exports and the memory legend
+POS_TAGS = ["NOUN", "VERB", "DET", "ADP"]
+
+
+def _cocluster_with_pos(page):
+    """The tiny LM's data set has no part-of-speech tags: give its words some, as Brown's have."""
+    def handle(route):
+        body = route.fetch().json()
+        words = [w for c in body["word_clusters"] for w in c["words"]]
+        for i, w in enumerate(words):
+            w["pos"] = POS_TAGS[i % len(POS_TAGS)]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+    page.route("**/api/models/tiny-lstm/cocluster*", handle)
+
+
+def test_memory_legend_explains_bands_and_parts_of_speech_and_is_exported(site, page):
+    _cocluster_with_pos(page)
+    page.goto(f"{site}/?view=main&model=tiny-lstm")
+    root = "[data-test=view-main]"
+    page.wait_for_selector(f"{root} [data-test=unit-cell]")
+    page.wait_for_selector(f"{root} [data-test=cloud-word]")
+    legend = page.locator(f"{root} [data-test=memory-legend]").text_content()
+    assert "> 0" in legend and "< 0" in legend and "response" in legend, legend
+    assert all(t in legend for t in POS_TAGS), legend
+    # no cluster outline wears a part-of-speech colour
+    pos_fills = set(page.eval_on_selector_all(f"{root} [data-test=cloud-word]", "els => els.map(e => e.getAttribute('fill'))"))
+    strokes = set(page.eval_on_selector_all(f"{root} [data-test=chip] > rect:first-child, {root} [data-test=cloud] > rect",
+                                            "els => els.map(e => e.getAttribute('stroke'))"))
+    assert strokes and not strokes & pos_fills, (strokes, pos_fills)
+    frame = f"{root} [data-test=chart-memory-chips-and-word-clouds]"
+    with page.expect_download() as dl:
+        page.click(f"{frame} [data-test=export-svg]")
+    svg = Path(dl.value.path()).read_text()
+    assert "NOUN" in svg and "mean response" in svg
+
+
+def test_discovery_offers_no_picture_export_of_its_table(site, page):
+    page.goto(f"{site}/?view=discovery&model=tiny-sentiment")
+    frame = "[data-test=view-discovery] [data-test=chart-unit-discovery]"
+    page.wait_for_selector(f"{frame} [data-test=discovery-table]")
+    for fmt in ("svg", "png"):
+        button = page.locator(f"{frame} [data-test=export-{fmt}]")
+        assert button.is_disabled(), fmt
+        assert "CSV" in (button.get_attribute("title") or "")
+    assert page.locator(f"{frame} [data-test=export-csv]").is_enabled()
