@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from web_support import chromium_available, checked_page, live_server, make_workspace, own_data, wait_drawn
+from web_support import (add_char_model, chromium_available, checked_page, live_server, make_workspace, own_data,
+                         wait_drawn)
 
 WEB = Path(__file__).resolve().parent.parent / "src" / "rnnvis" / "web" / "index.html"
 
@@ -31,8 +32,9 @@ def _wait_job(url: str, job: dict) -> None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     home = make_workspace(tmp_path_factory.mktemp("web") / "home")
+    add_char_model(home)
     with live_server(home, data=own_data(home)) as url:
-        for ref in ("tiny-lstm", "tiny-gru", "tiny-sentiment"):
+        for ref in ("tiny-lstm", "tiny-gru", "tiny-sentiment", "tiny-char"):
             req = urllib.request.Request(f"{url}/api/models/{ref}/record", data=b"{}", method="POST",
                                          headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(req, timeout=30) as r:
@@ -238,3 +240,25 @@ def test_discovery_offers_no_picture_export_of_its_table(site, page):
         assert button.is_disabled(), fmt
         assert "CSV" in (button.get_attribute("title") or "")
     assert page.locator(f"{frame} [data-test=export-csv]").is_enabled()
+
+
+# ---------------------------------------------------------------- 8. blank characters of character models
+def test_blank_characters_are_drawn_as_symbols_and_typed_into_the_radar(site, page):
+    page.goto(f"{site}/?view=main&model=tiny-char")
+    page.wait_for_selector("[data-test=view-main] [data-test=cloud-word]")
+    space = page.locator("[data-test=view-main] [data-test=cloud-word][data-word=' ']")
+    assert space.count() == 1 and space.text_content().endswith("␣"), "the space is drawn as a blank"
+    page.click("[data-test=tab-radar]")
+    page.wait_for_selector("[data-test=view-radar] [data-test=radar-word]")
+    page.fill("[data-test=radar-word-input]", "e ␣ t a .")
+    page.press("[data-test=radar-word-input]", "Enter")
+    page.wait_for_function("() => document.querySelectorAll('[data-test=radar-word]').length === 5")
+    chips = page.locator("[data-test=radar-word]").all_inner_texts()
+    assert any(c.startswith("␣") for c in chips), chips
+    # one polygon per chosen character, the space among them
+    page.wait_for_function("() => document.querySelectorAll('[data-test=radar-polygon]').length === 5")
+    assert page.locator("[data-test=radar-polygon][data-word=' ']").count() == 1
+    page.click("[data-test=tab-pattern]")
+    page.wait_for_selector("[data-test=view-pattern] [data-test=token]")
+    shown = page.eval_on_selector_all("[data-test=view-pattern] [data-test=token]", "els => els.map(e => e.textContent)")
+    assert "␣" in shown and " " not in shown, shown
