@@ -122,3 +122,21 @@ def checked_page(browser, timeout_ms: int, ignore=lambda text: False):
     finally:
         ctx.close()
     assert not errors, f"console errors: {errors}"
+
+
+def add_char_model(home: Path, name: str = "tiny-char") -> None:
+    """A tiny character LM on the workspace's lines (space is one of its heaviest "words")."""
+    import torch
+
+    from rnnvis.catalog import Catalog
+    from rnnvis.data import load_user_data
+    from rnnvis.models import TrainConfig, train
+    from rnnvis.workspace import Workspace
+
+    torch.manual_seed(0)
+    ws = Workspace.open(home)
+    cat = Catalog(ws.catalog_path)
+    corpus = load_user_data(home / "lines.txt", per_line=True, name="lines")
+    train(corpus, TrainConfig(name=name, task="lm", level="char", cell="lstm", emb=8, hidden=16, epochs=1,
+                              batch_size=8, bptt=24, device="cpu", log_every=5), ws, cat, progress=False)
+    cat.close()

@@ -150,3 +150,12 @@ describe('the chosen split', () => {
     expect(readsRecording('/api/jobs/j1')).toBe(false)
   })
 })
+
+describe('radar words in the query', () => {
+  it('are a comma list, or JSON when one is blank or holds a comma (character models)', async () => {
+    const { radarWords } = await import('./api')
+    expect(radarWords(['the', 'cat'])).toBe('the,cat')
+    expect(JSON.parse(radarWords(['e', ' ', '\n', ','])!)).toEqual(['e', ' ', '\n', ','])
+    expect(radarWords(undefined)).toBeUndefined()
+  })
+})

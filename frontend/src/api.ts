@@ -620,6 +620,15 @@ const m = (ref: string) => `/api/models/${encodeURIComponent(ref)}`
 
 // ---------------------------------------------------------------- endpoints
 
+/**
+ * Radar words for the query: comma-joined, or a JSON array when a word is blank or holds a comma
+ * (a character model's space, newline, tab or ","), which a comma list would lose.
+ */
+export function radarWords(words: string[] | undefined): string | undefined {
+  if (!words) return undefined
+  return words.some((w) => /[\s,]/.test(w) || w.startsWith('[')) ? JSON.stringify(words) : words.join(',')
+}
+
 export const api = {
   health: () => get<Health>('/api/health'),
   datasets: () => get<Dataset[]>('/api/datasets'),
@@ -645,7 +654,7 @@ export const api = {
   sentence: (ref: string, body: SentenceRequest) => post<Sentence>(`${m(ref)}/sentence`, body),
   saturation: (ref: string) => get<Saturation>(`${m(ref)}/saturation`),
   radar: (ref: string, q: { stream?: string; words?: string[]; dims?: number[]; n?: number }) =>
-    get<Radar>(`${m(ref)}/radar`, q),
+    get<Radar>(`${m(ref)}/radar`, { ...q, words: radarWords(q.words) }),
   saliency: (ref: string, body: SaliencyRequest) => post<Saliency>(`${m(ref)}/saliency`, body),
   projection: (ref: string, q: ProjectionParams) => get<Projection>(`${m(ref)}/projection`, { ...q }),
   discovery: (ref: string, q: { annotations?: string[]; top?: number } = {}) =>

@@ -47,3 +47,12 @@ describe('colour scales', () => {
     expect(textOn('#ffffff')).toBe('#222')
   })
 })
+
+describe('memory view cluster colours beside parts of speech', () => {
+  it('use no part-of-speech colour while the words are coloured by part of speech', async () => {
+    const { clusterColorBeside, POS_COLORS, CLUSTER_PALETTE } = await import('./colors')
+    const pos = new Set(Object.values(POS_COLORS).map((c) => c.toLowerCase()))
+    for (let id = 0; id < 20; id++) expect(pos.has(clusterColorBeside(id, true).toLowerCase())).toBe(false)
+    expect(clusterColorBeside(3, false)).toBe(CLUSTER_PALETTE[3])
+  })
+})

@@ -121,6 +121,17 @@ export function posGroup(tag: string | null | undefined): string {
   return 'OTHER'
 }
 
+/**
+ * Cluster outlines of the memory view while its words are coloured by part of speech: one neutral
+ * slate for every cluster (told apart by their numbers), so no cluster reads as a part of speech.
+ */
+export const CLUSTER_NEUTRAL = '#5b6b82'
+
+/** The colour of cluster `id` in a view whose words may be coloured by part of speech. */
+export function clusterColorBeside(id: number | null | undefined, posShown: boolean): string {
+  return posShown ? CLUSTER_NEUTRAL : clusterColor(id)
+}
+
 export function posColor(tag: string | null | undefined): string {
   return POS_COLORS[posGroup(tag)]
 }

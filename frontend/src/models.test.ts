@@ -29,3 +29,17 @@ describe('streams a view can show', () => {
     expect(streamAllowed(s('layer0.fwd.gate.f', null, null), 'stored')).toBe(true)
   })
 })
+
+describe('model options', () => {
+  it('labels an epoch checkpoint once: "brown-lstm · epoch 1", a tagged one with its tag', async () => {
+    const { modelOptions } = await import('./models')
+    const m = (id: string, tag: string | null, epoch: number | null) =>
+      ({ id, name: 'brown-lstm', kind: 'lm', tag, epoch, run_id: 1, config: {}, metrics: {} })
+    const groups = modelOptions([m('a1', 'last', 3), m('b2', 'epoch', 1), m('c3', 'best', 2)])
+    const labels = groups.flatMap((g) => g.options.map((o) => o.label))
+    expect(labels).toContain('brown-lstm · epoch 1')
+    expect(labels).toContain('brown-lstm · last · epoch 3')
+    expect(labels).toContain('brown-lstm (best · epoch 2)')
+    expect(labels.some((l) => l.includes('epoch · epoch'))).toBe(false)
+  })
+})

@@ -35,7 +35,10 @@ export function modelOptions(all: ModelSummary[]): { name: string; options: Mode
   for (const m of all) {
     const ref = refOf(m, all)
     const name = m.name || m.id.slice(0, 8)
-    const detail = [m.tag, m.epoch != null ? `epoch ${m.epoch}` : null].filter(Boolean).join(' · ')
+    const ep = m.epoch != null ? `epoch ${m.epoch}` : null
+    // a checkpoint tagged "epoch" says it once: "brown-lstm · epoch 1", not "· epoch · epoch 1"
+    const tag = m.tag && ep && ep.startsWith(m.tag) ? null : m.tag
+    const detail = [tag, ep].filter(Boolean).join(' · ')
     if (ref === m.name) mains.push({ ref, label: `${name}${detail ? ` (${detail})` : ''}` })
     else {
       if (!groups.has(name)) groups.set(name, [])

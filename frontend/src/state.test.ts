@@ -67,3 +67,16 @@ describe('URL state', () => {
     expect(streamName({ layer: 0, direction: 'fwd', kind: 'c' })).toBe('layer0.fwd.c')
   })
 })
+
+describe('history steps', () => {
+  it('pushes view, model and compare changes, not the default model chosen at load nor other fields', async () => {
+    const { isHistoryStep } = await import('./state')
+    expect(isHistoryStep('?model=a', '?view=summary&model=a')).toBe(true)
+    expect(isHistoryStep('?model=a', '?model=b')).toBe(true)
+    expect(isHistoryStep('?model=a', '?model=a&compare=1')).toBe(true)
+    expect(isHistoryStep('', '?model=a')).toBe(false)
+    expect(isHistoryStep('?model=a&compare=1', '?model=a&compare=1&model_b=b')).toBe(false)
+    expect(isHistoryStep('?model=a', '?model=a&word=the')).toBe(false)
+    expect(isHistoryStep('?model=a&unit=3', '?model=a&unit=4&threshold=0.5')).toBe(false)
+  })
+})

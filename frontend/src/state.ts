@@ -45,6 +45,8 @@ export interface AppState {
   rdims: number[]
   /** radar view: how many units the API picks when rdims is empty */
   rn: number
+  /** detail view: the first token of the document window shown (a pattern match opens there); null = 0 */
+  at: number | null
   /** keys this version does not know, kept as they came */
   extra: Record<string, string>
 }
@@ -78,6 +80,7 @@ export const FIELDS: Record<Exclude<keyof AppState, 'extra'>, Kind> = {
   pdoc: 'int',
   rdims: 'ints',
   rn: 'int',
+  at: 'int',
 }
 
 export function defaultState(): AppState {
@@ -108,6 +111,7 @@ export function defaultState(): AppState {
     pdoc: null,
     rdims: [],
     rn: 8,
+    at: null,
     extra: {},
   }
 }
@@ -195,19 +199,41 @@ export function setState(patch: Partial<AppState>): void {
   Object.assign(state, patch)
 }
 
+/** the fields whose change is a step of the user's walk (Back returns to it) */
+const STEP_KEYS = ['view', 'model', 'model_b', 'compare'] as const
+
+/**
+ * Whether going from query `before` to `after` is a history step: a view, model or compare change.
+ * Filling an empty model (the app choosing a default at load) is not: the user did not make it.
+ */
+export function isHistoryStep(before: string, after: string): boolean {
+  const a = decodeState(before)
+  const b = decodeState(after)
+  return STEP_KEYS.some((k) => a[k] !== b[k] && !(typeof a[k] === 'string' && a[k] === ''))
+}
+
 let installed = false
-/** Keep the URL in step with `state` (replaceState) and follow back/forward navigation. */
+/**
+ * Keep the URL in step with `state` and follow back/forward navigation: view and model changes
+ * push a history entry, every other change (a clicked word, a threshold) replaces the current one.
+ */
 export function installUrlSync(): void {
   if (installed || typeof window === 'undefined') return
   installed = true
   watch(
     () => encodeState(state),
     (qs) => {
-      if (qs !== window.location.search) {
-        history.replaceState(history.state, '', `${window.location.pathname}${qs}${window.location.hash}`)
-      }
+      const now = window.location.search
+      if (qs === now) return
+      const url = `${window.location.pathname}${qs}${window.location.hash}`
+      if (isHistoryStep(now, qs)) history.pushState(null, '', url)
+      else history.replaceState(history.state, '', url)
     },
   )
+  // Another document or text starts the detail window at its beginning. Synchronous, so that a
+  // patch that sets `at` after `doc` (a pattern match: setState({doc, at})) keeps its `at`.
+  watch(() => [state.doc, state.text], () => (state.at = null), { flush: 'sync' })
+  // Back / Forward: the URL already changed, so the watcher above sees no difference to write
   window.addEventListener('popstate', () => Object.assign(state, decodeState(window.location.search)))
 }
 

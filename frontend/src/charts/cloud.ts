@@ -1,4 +1,5 @@
 /** Word-cloud layout with d3-cloud (deterministic: seeded random, no rotation). */
+import { showToken } from '../tokens'
 import cloud from 'd3-cloud'
 import { scaleSqrt } from 'd3'
 
@@ -58,7 +59,7 @@ export function gridCloud(words: CloudInput[], w: number, h: number, sizes: numb
   let rowH = 0
   words.forEach((d, i) => {
     const size = sizes[i]
-    const ww = d.word.length * size * 0.6 + 6
+    const ww = showToken(d.word).length * size * 0.6 + 6
     if (x + ww > w && x > 0) {
       x = 0
       y += rowH + 2
@@ -77,7 +78,7 @@ export function layoutCloud(words: CloudInput[], w: number, h: number, seed = 1)
   const sizes = fontSizes(words, 9, maxSize)
   if (!hasCanvas()) return Promise.resolve(gridCloud(words, w, h, sizes))
   // d3-cloud writes its own fields (text, size, weight = font weight, …) onto each datum: keep ours apart
-  const input = words.map((d, i) => ({ datum: d, text: d.word, size: sizes[i], x: 0, y: 0 }))
+  const input = words.map((d, i) => ({ datum: d, text: showToken(d.word), size: sizes[i], x: 0, y: 0 }))
   return new Promise((resolve) => {
     cloud<(typeof input)[number]>()
       .size([Math.max(10, w), Math.max(10, h)])

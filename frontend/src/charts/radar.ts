@@ -4,6 +4,7 @@
  * `zeroAt` of the way out stands for 0, the outer ring for +maxAbs. Negative responses are drawn
  * inside the zero ring, positive ones outside it.
  */
+import { parseTokens } from '../tokens'
 
 export interface RadarGeometry {
   /** radius of the zero ring */
@@ -100,9 +101,8 @@ export function defaultRadarWords(
 
 /** Parse the chip input: words separated by commas or whitespace, deduplicated, order kept. */
 export function parseWords(raw: string): string[] {
-  const out: string[] = []
-  for (const w of raw.split(/[\s,]+/)) if (w && !out.includes(w)) out.push(w)
-  return out
+  // "␣", "\n", "\t" stand for the blank characters of character models
+  return parseTokens(raw)
 }
 
 /** Parse a unit list "3, 7 12" -> [3, 7, 12] (non-negative integers only, deduplicated). */

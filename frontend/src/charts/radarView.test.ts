@@ -33,10 +33,13 @@ describe('RadarView', () => {
     expect(w.findAll('[data-test="radar-polygon"]')).toHaveLength(2)
     expect(w.findAll('[data-test="radar-axis"]')).toHaveLength(3)
     expect(w.findAll('[data-test="radar-word"]').map((c) => c.attributes('data-word'))).toEqual(['the', 'run'])
-    // adding a word writes state.words
+    // the first typed word replaces the default words (issue 13), the next ones are added
     await w.find('[data-test="radar-word-input"]').setValue('cat')
     await w.find('[data-test="radar-word-input"]').trigger('keydown', { key: 'Enter' })
-    expect(state.words).toEqual(['the', 'run', 'cat'])
+    expect(state.words).toEqual(['cat'])
+    await w.find('[data-test="radar-word-input"]').setValue('dog')
+    await w.find('[data-test="radar-word-input"]').trigger('keydown', { key: 'Enter' })
+    expect(state.words).toEqual(['cat', 'dog'])
     // clicking an axis opens the unit
     await w.findAll('[data-test="radar-axis"]')[1].trigger('click')
     expect(state.unit).toBe(9)

@@ -74,3 +74,16 @@ describe('summary shaping', () => {
     expect(c).toEqual([{ split: 'valid', key: 'loss', points: [{ step: 10, epoch: 1, value: 2 }, { step: 20, epoch: 2, value: 1 }] }])
   })
 })
+
+describe('classifier slices and confusion labels', () => {
+  it('labels an empty slice "no data", not 0 %, and a full one with its whole n', async () => {
+    const { sliceLabel } = await import('./summary')
+    expect(sliceLabel({ n: 0, accuracy: 0 })).toBe('no data · n 0')
+    expect(sliceLabel({ n: 0, accuracy: null })).toBe('no data · n 0')
+    expect(sliceLabel({ n: 132, accuracy: 0.5 })).toBe('50.0 % · n 132')
+  })
+  it('leaves room for the longest label', async () => {
+    const { labelRoom } = await import('./summary')
+    expect(labelRoom(['pos', 'negative'])).toBeGreaterThan(labelRoom(['pos', 'neg']))
+  })
+})

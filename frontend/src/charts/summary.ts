@@ -144,3 +144,17 @@ export function dynamicsSeries(d: TrainingDynamics | null): {
   })
   return { x, xLabel, saturation, delta, cka, rows }
 }
+
+/**
+ * The value label of a classifier slice: accuracy and size, or "no data" for an empty slice (its
+ * accuracy is undefined, not 0 %).
+ */
+export function sliceLabel(s: { n: number; accuracy: number | null }): string {
+  if (!s.n || s.accuracy === null || !Number.isFinite(s.accuracy)) return `no data · n ${s.n ?? 0}`
+  return `${(s.accuracy * 100).toFixed(1)} % · n ${s.n}`
+}
+
+/** Room (px) for rotated or end-anchored text labels of `font` px: about 0.6 em a character. */
+export function labelRoom(labels: string[], font = 10): number {
+  return Math.ceil(Math.max(0, ...labels.map((l) => l.length)) * font * 0.62)
+}

@@ -8,6 +8,7 @@ deadline: `limits.RequestLimits`.
 """
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -79,6 +80,19 @@ def _json(obj: Any) -> JSONResponse:
 
 def _csv(s: str | None) -> list[str]:
     return [x.strip() for x in (s or "").split(",") if x.strip()]
+
+
+def _words(s: str | None) -> list[str]:
+    """Comma-separated words, or a JSON array of strings: exact, for the blank characters (space,
+    newline, tab) and the comma of character models, which a comma list trims away."""
+    if s and s.startswith("["):
+        try:
+            words = json.loads(s)
+        except ValueError:
+            words = None
+        if isinstance(words, list) and all(isinstance(w, str) for w in words):
+            return [w for w in words if w]
+    return _csv(s)
 
 
 def _ints(s: str | None, what: str) -> list[int] | None:
@@ -165,7 +179,7 @@ def explore_router(ex: Explorer) -> APIRouter:
     @r.get("/api/models/{ref}/radar", tags=["explore"])
     def radar(ref: View, words: str = Query(..., max_length=2000), stream: str | None = None,
               dims: str | None = Query(None, max_length=2000), n: int = 8) -> JSONResponse:
-        return _json(memory.radar(ex, ref, stream, _csv(words), _ints(dims, "dims"), n))
+        return _json(memory.radar(ex, ref, stream, _words(words), _ints(dims, "dims"), n))
 
     @r.post("/api/models/{ref}/saliency", tags=["explore"])
     def saliency(ref: View, body: SaliencyIn) -> JSONResponse:
