@@ -1,0 +1,167 @@
+"""Interventions on the recurrence (issue 16): edits checked against hand-written step loops,
+a planted bracket counter, corpus effects with random-unit controls, Python, CLI and HTTP."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from intervene_support import (BRACKET_VOCAB, COUNTER, DISTRACTOR, BracketLM, bracket_texts, cells_of,
+                               gru_cell_step, lstm_cell_step, set_units)
+from rnnvis.errors import RnnvisError
+from rnnvis.recording.intervene import Edit, editable_streams, run_edited
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _lstm(layers=2, bidirectional=False, seed=0):
+    torch.manual_seed(seed)
+    return nn.LSTM(5, 7, num_layers=layers, batch_first=True, bidirectional=bidirectional).eval()
+
+
+def _out(module):
+    return lambda m, x: m(x)[0]
+
+
+def test_no_edit_is_the_plain_forward():
+    m = _lstm()
+    x = torch.randn(3, 9, 5)
+    got = run_edited(m, x, [], forward=_out(m))
+    assert torch.allclose(got, m(x)[0], atol=1e-5)
+
+
+def test_lstm_edits_match_a_hand_written_loop():
+    """h zeroed at some steps of layer 0, c set to a constant in layer 1, forget gate fixed at 1 and
+    input gate scaled in layer 0: the edited state carries to the next step and the next layer."""
+    m = _lstm()
+    x = torch.randn(2, 8, 5)
+    edits = [Edit("layer0.fwd.h", (1, 4), "zero", steps=(2, 3, 6)),
+             Edit("layer0.fwd.gate.f", (0, 2), "value", value=1.0),
+             Edit("layer0.fwd.gate.i", (5,), "scale", value=0.5),
+             Edit("layer1.fwd.c", (3,), "value", value=0.7, steps=(4,)),
+             Edit("layer1.fwd.h", (0, 6), "mean", value=(0.1, -0.2))]
+    got = run_edited(m, x, edits, forward=_out(m))
+    c0, c1 = cells_of(m, 0), cells_of(m, 1)
+    h = [torch.zeros(2, 7) for _ in range(2)]
+    c = [torch.zeros(2, 7) for _ in range(2)]
+    outs = []
+    with torch.no_grad():
+        # the hand step equals torch's own cell without edits
+        ref = c0(x[:, 0], (h[0], c[0]))
+        mine = lstm_cell_step(c0, x[:, 0], h[0], c[0])
+        assert torch.allclose(ref[0], mine[0], atol=1e-6) and torch.allclose(ref[1], mine[1], atol=1e-6)
+        for t in range(8):
+            def g0(gs):
+                gs = dict(gs)
+                gs["f"] = set_units(gs["f"], (0, 2), 1.0)
+                i = gs["i"].clone()
+                i[:, 5] *= 0.5
+                gs["i"] = i
+                return gs
+            h[0], c[0] = lstm_cell_step(c0, x[:, t], h[0], c[0], gate_fn=g0,
+                                        h_fn=lambda v: set_units(v, (1, 4), 0.0, t in (2, 3, 6)))
+            h[1], c[1] = lstm_cell_step(c1, h[0], h[1], c[1],
+                                        c_fn=lambda v: set_units(v, (3,), 0.7, t == 4),
+                                        h_fn=lambda v: set_units(v, (0, 6), torch.tensor([0.1, -0.2])))
+            outs.append(h[1])
+    want = torch.stack(outs, 1)
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(got, m(x)[0], atol=1e-3)  # the edits changed something
+
+
+def test_gru_gate_and_state_edits_match_a_hand_written_loop():
+    torch.manual_seed(1)
+    m = nn.GRU(4, 6, batch_first=True).eval()
+    x = torch.randn(3, 7, 4)
+    edits = [Edit("layer0.fwd.gate.z", (0, 3), "scale", value=0.0), Edit("layer0.fwd.gate.n", (2,), "value", value=0.5),
+             Edit("layer0.fwd.h", (5,), "value", value=-1.0, steps=(1,))]
+    got = run_edited(m, x, edits, forward=_out(m))
+    cell = cells_of(m, 0, cls=nn.GRUCell)
+    h = torch.zeros(3, 6)
+    outs = []
+    with torch.no_grad():
+        assert torch.allclose(gru_cell_step(cell, x[:, 0], h), cell(x[:, 0], h), atol=1e-6)
+
+        def gf(gs):
+            gs = dict(gs)
+            z = gs["z"].clone()
+            z[:, [0, 3]] = 0.0
+            gs["z"] = z
+            if "n" in gs:
+                gs["n"] = set_units(gs["n"], (2,), 0.5)
+            return gs
+        for t in range(7):
+            h = gru_cell_step(cell, x[:, t], h, gate_fn=gf, h_fn=lambda v: set_units(v, (5,), -1.0, t == 1))
+            outs.append(h)
+    assert torch.allclose(got, torch.stack(outs, 1), atol=1e-5)
+
+
+def test_rnn_edit_matches_a_hand_written_loop():
+    torch.manual_seed(2)
+    m = nn.RNN(3, 5, batch_first=True).eval()
+    x = torch.randn(2, 6, 3)
+    got = run_edited(m, x, [Edit("layer0.fwd.h", (0,), "value", value=0.9)], forward=_out(m))
+    h = torch.zeros(2, 5)
+    outs = []
+    with torch.no_grad():
+        for t in range(6):
+            h = torch.tanh(x[:, t] @ m.weight_ih_l0.t() + m.bias_ih_l0 + h @ m.weight_hh_l0.t() + m.bias_hh_l0)
+            h = set_units(h, (0,), 0.9)
+            outs.append(h)
+    assert torch.allclose(got, torch.stack(outs, 1), atol=1e-5)
+
+
+def test_patch_on_the_backward_direction_of_packed_sequences():
+    """Activation patching of the backward h at original steps 1 and 2, on packed sequences of unequal
+    lengths: the reversed pass takes the source's values at the right original steps."""
+    m = _lstm(layers=1, bidirectional=True, seed=3)
+    x = torch.randn(2, 6, 5)
+    src = torch.randn(1, 6, 5)
+    lengths = torch.tensor([6, 4])
+
+    def fwd(mod, inp):
+        lens = lengths if inp.shape[0] == 2 else torch.tensor([inp.shape[1]])  # the source: one full row
+        packed = nn.utils.rnn.pack_padded_sequence(inp, lens, batch_first=True, enforce_sorted=False)
+        out, _ = mod(packed)
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True)[0]
+
+    got = run_edited(m, x, [Edit("layer0.bwd.h", (0, 3), "patch", steps=(1, 2))], forward=fwd,
+                     source=src)
+    with torch.no_grad():
+        src_out = m(src)[0]  # (1, 6, 14): the source's own backward h is src_out[..., 7:]
+        cf, cb = cells_of(m, 0), cells_of(m, 0, reverse=True)
+        for b, L in enumerate(lengths.tolist()):
+            h, c = torch.zeros(1, 7), torch.zeros(1, 7)
+            outs = {}
+            for t in reversed(range(L)):
+                h, c = lstm_cell_step(cb, x[b:b + 1, t], h, c,
+                                      h_fn=lambda v: set_units(v, (0, 3), src_out[:, t, 7:][:, [0, 3]], t in (1, 2)))
+                outs[t] = h
+            want_b = torch.cat([outs[t] for t in range(L)])  # (L, 7)
+            assert torch.allclose(got[b, :L, 7:], want_b, atol=1e-5)
+            hf, cf_ = torch.zeros(1, 7), torch.zeros(1, 7)
+            for t in range(L):  # the forward direction is untouched
+                hf, cf_ = lstm_cell_step(cf, x[b:b + 1, t], hf, cf_)
+                assert torch.allclose(got[b, t, :7], hf[0], atol=1e-5)
+
+
+def test_rows_limit_an_edit_to_some_batch_rows():
+    m = _lstm(layers=1)
+    x = torch.randn(1, 5, 5).expand(3, 5, 5).contiguous()
+    got = run_edited(m, x, [Edit("layer0.fwd.c", (0, 1, 2), "zero", rows=(1,))], forward=_out(m))
+    assert torch.allclose(got[0], got[2]) and torch.allclose(got[0], m(x)[0][0], atol=1e-5)
+    assert not torch.allclose(got[0], got[1], atol=1e-3)
+
+
+def test_bad_edits_are_refused_with_a_fix():
+    m = _lstm(layers=1)
+    x = torch.randn(1, 3, 5)
+    with pytest.raises(RnnvisError, match="layer0.fwd.gate.q"):
+        run_edited(m, x, [Edit("layer0.fwd.gate.q", (0,))], forward=_out(m))
+    with pytest.raises(RnnvisError, match="units \\[9\\]"):
+        run_edited(m, x, [Edit("layer0.fwd.h", (9,))], forward=_out(m))
+    with pytest.raises(RnnvisError, match="mode"):
+        Edit("layer0.fwd.h", (0,), "erase")
+    with pytest.raises(RnnvisError, match="value"):
+        Edit("layer0.fwd.h", (0,), "value")
+    assert "layer0.fwd.gate.f" in editable_streams(m)
