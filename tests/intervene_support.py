@@ -61,7 +61,7 @@ def cells_of(module, layer: int, reverse: bool = False, cls=nn.LSTMCell):
 
 
 # -- a hand-built bracket counter -----------------------------------------------------------------
-BRACKET_VOCAB = ["a", "b", "(", ")"]
+BRACKET_VOCAB = ["a", "b", "(", ")", "."]  # "." never occurs (a view recording keeps a top-5)
 COUNTER, DISTRACTOR = 0, 1
 
 
@@ -97,7 +97,7 @@ class BracketLM(nn.Module):
             w[2 * H + DISTRACTOR, 1] = -5.0
             b[3 * H:4 * H] = 10.0  # output gates open
             self.out.weight.zero_()
-            self.out.bias.copy_(torch.tensor([1.0, 1.0, 1.0, -4.0]))
+            self.out.bias.copy_(torch.tensor([1.0, 1.0, 1.0, -4.0, -8.0]))
             self.out.weight[3, COUNTER] = 12.0  # open bracket pending: ')' likely
             self.out.weight[2, COUNTER] = -3.0
             self.out.weight[0, DISTRACTOR] = 0.2  # read, but barely

@@ -165,3 +165,99 @@ def test_bad_edits_are_refused_with_a_fix():
     with pytest.raises(RnnvisError, match="value"):
         Edit("layer0.fwd.h", (0,), "value")
     assert "layer0.fwd.gate.f" in editable_streams(m)
+
+
+# -- the planted bracket counter, through the corpus job ------------------------------------------
+@pytest.fixture(scope="module")
+def brackets(tmp_path_factory):
+    """An Explorer serving the hand-built BracketLM on bracket texts, its view recording made."""
+    from rnnvis.catalog import Catalog
+    from rnnvis.explore.jobs import JobManager
+    from rnnvis.explore.session import Explorer
+    from rnnvis.workspace import Workspace
+
+    ws = Workspace.open(tmp_path_factory.mktemp("brackets") / "home")
+    ex = Explorer(ws, Catalog(ws.catalog_path), JobManager(), max_tokens=5000, warm=False)
+    stoi = {w: i for i, w in enumerate(BRACKET_VOCAB)}
+    ex.add_data("brackets", bracket_texts())
+    ex.add_model("brackets", BracketLM(), encode=lambda t: [stoi[w] for w in t.split()], itos=BRACKET_VOCAB,
+                 data="brackets")
+    job = ex.jobs.wait(ex.start_recording("brackets").id, 120)
+    assert job.status == "done", job.error
+    yield ex
+    ex.jobs.shutdown()
+
+
+def _effects(ex, units, **kw):
+    from rnnvis.explore.interventions import intervene
+
+    return intervene(ex, "brackets", units, wait_s=120, **kw)
+
+
+def _group(out, family, name):
+    return next(g for g in out["groups"][family] if g["name"] == name)
+
+
+def test_ablating_the_counter_breaks_closing_brackets(brackets):
+    counter = _effects(brackets, [COUNTER])
+    distractor = _effects(brackets, [DISTRACTOR])
+    close_c, close_d = _group(counter, "word", ")"), _group(distractor, "word", ")")
+    assert close_c["before"] < 0.1  # the intact model predicts ')' well
+    assert close_c["delta"] > 3.0  # ablating the counter breaks it
+    assert abs(close_d["delta"]) < 0.05  # ablating the distractor does not
+    # the controls (one random unit of the other five, five draws) stay near zero on ')'
+    assert counter["controls"] == 5 and len(counter["control_units"]) == 5
+    assert all(COUNTER not in u for u in counter["control_units"])
+    assert abs(close_c["control_mean"]) < 0.05 and close_c["excess"] > 3.0
+    # inside brackets (bracket depth 1) the effect shows in the annotation table too: a and b are
+    # easier to predict there without the counter (it made the model expect ')')
+    depth = _group(counter, "annotation", "bracket_depth=1")
+    assert depth["delta"] < -1.0 and abs(depth["control_mean"]) < 0.05
+    assert counter["groups"]["annotation"][0]["name"] in ("bracket_depth=0", "bracket_depth=1")
+    assert counter["overall"]["tokens"] > 0 and counter["measure"] == "loss"
+
+
+def test_corpus_effect_of_no_change_is_exactly_zero(brackets):
+    """Idle units (all weights zero): the edit changes nothing, and Δ is exactly 0 since the original
+    runs in the same batch as the edit."""
+    out = _effects(brackets, [4, 5], controls=2)
+    assert out["overall"]["delta"] == 0.0
+
+
+def test_mean_and_value_modes_and_the_cache(brackets):
+    a = _effects(brackets, [COUNTER], mode="mean", controls=2)
+    b = _effects(brackets, [COUNTER], mode="mean", controls=2)
+    assert a == b  # cached
+    clamp = _effects(brackets, [COUNTER], mode="value", value=1.0, controls=2, what="c")
+    assert clamp["stream"] == "layer0.fwd.c"
+    # a counter stuck at 'open' predicts ')' everywhere: the loss of other tokens rises
+    assert _group(clamp, "word", "a")["delta"] > 1.0
+
+
+def test_bad_requests_say_how_to_fix_them(brackets):
+    from rnnvis.errors import NotFound
+
+    with pytest.raises(NotFound, match="units \\[99\\]"):
+        _effects(brackets, [99])
+    with pytest.raises(RnnvisError, match="mode"):
+        _effects(brackets, [0], mode="erase")
+    with pytest.raises(NotFound, match="gate.q"):
+        _effects(brackets, [0], what="gate.q")
+    with pytest.raises(RnnvisError, match="number"):
+        _effects(brackets, [0], mode="value", value="x")
+
+
+def test_one_text_before_and_after(brackets):
+    from rnnvis.explore.interventions import intervene_text
+
+    out = intervene_text(brackets, "brackets", [COUNTER], text="a ( b a ) b", controls=3)
+    assert out["tokens"] == ["a", "(", "b", "a", ")", "b"]
+    assert out["delta"][0] is None and out["delta"][4] > 3.0  # the loss of ')' rises
+    assert abs(out["control_delta"][4]) < 0.05
+    assert out["next_before"][3][0]["token"] == ")" and out["next_after"][3][0]["token"] != ")"
+    # patching the counter from a text with no open bracket has the same effect as ablating it
+    patched = intervene_text(brackets, "brackets", [COUNTER], text="a ( b a ) b", mode="patch",
+                             source="a b a b a b")
+    assert patched["delta"][4] > 3.0
+    doc = intervene_text(brackets, "brackets", [COUNTER], doc=0, controls=0)
+    assert len(doc["tokens"]) == len(doc["delta"]) and doc["control_delta"] is None
