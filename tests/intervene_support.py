@@ -119,3 +119,49 @@ def bracket_texts(n: int = 40, seed: int = 0) -> list[str]:
             toks += ["("] + list(rng.choice(["a", "b"], size=int(rng.integers(1, 3)))) + [")"]
         out.append(" ".join(toks))
     return out
+
+
+# -- a hand-built classifier ----------------------------------------------------------------------
+CLF_VOCAB = ["<pad>", "good", "film", "plot", "the"]
+
+
+class LatchClassifier(nn.Module):
+    """An RNN classifier whose unit 0 latches to +1 at 'good' (else stays at -1); the head reads it
+    at the last step: 'pos' when 'good' occurred. Units 1 and 2 are idle."""
+
+    def __init__(self):
+        super().__init__()
+        V = len(CLF_VOCAB)
+        self.embedding = nn.Embedding(V, V)
+        self.rnn = nn.RNN(V, 3, batch_first=True)
+        self.head = nn.Linear(3, 2)
+        with torch.no_grad():
+            self.embedding.weight.copy_(torch.eye(V))
+            for p in self.rnn.parameters():
+                p.zero_()
+            self.rnn.weight_hh_l0[0, 0] = 10.0
+            self.rnn.weight_ih_l0[0, 1] = 20.0
+            self.rnn.bias_ih_l0[0] = -5.0
+            self.head.weight.zero_()
+            self.head.bias.zero_()
+            self.head.weight[1, 0] = 5.0
+            self.head.weight[0, 0] = -5.0
+        self.eval()
+
+    def forward(self, ids):
+        h, _ = self.rnn(self.embedding(ids))
+        return self.head(h[:, -1])
+
+
+def latch_corpus(n: int = 24, seed: int = 0):
+    from rnnvis.data import Corpus, Document
+
+    rng = np.random.default_rng(seed)
+    docs = []
+    for i in range(n):
+        words = list(rng.choice(["film", "plot", "the"], size=5))
+        pos = i % 2 == 0
+        if pos:
+            words[int(rng.integers(0, 5))] = "good"
+        docs.append(Document(id=str(i), text=" ".join(words), label=int(pos)))
+    return Corpus("latch", docs, task="classify", label_names=["neg", "pos"])

@@ -189,9 +189,9 @@ def brackets(tmp_path_factory):
 
 
 def _effects(ex, units, **kw):
-    from rnnvis.explore.interventions import intervene
+    from rnnvis.explore.interventions import corpus_effects
 
-    return intervene(ex, "brackets", units, wait_s=120, **kw)
+    return corpus_effects(ex, "brackets", units, wait_s=120, **kw)
 
 
 def _group(out, family, name):
@@ -248,16 +248,102 @@ def test_bad_requests_say_how_to_fix_them(brackets):
 
 
 def test_one_text_before_and_after(brackets):
-    from rnnvis.explore.interventions import intervene_text
+    from rnnvis.explore.interventions import text_effects
 
-    out = intervene_text(brackets, "brackets", [COUNTER], text="a ( b a ) b", controls=3)
+    out = text_effects(brackets, "brackets", [COUNTER], text="a ( b a ) b", controls=3)
     assert out["tokens"] == ["a", "(", "b", "a", ")", "b"]
     assert out["delta"][0] is None and out["delta"][4] > 3.0  # the loss of ')' rises
     assert abs(out["control_delta"][4]) < 0.05
     assert out["next_before"][3][0]["token"] == ")" and out["next_after"][3][0]["token"] != ")"
     # patching the counter from a text with no open bracket has the same effect as ablating it
-    patched = intervene_text(brackets, "brackets", [COUNTER], text="a ( b a ) b", mode="patch",
+    patched = text_effects(brackets, "brackets", [COUNTER], text="a ( b a ) b", mode="patch",
                              source="a b a b a b")
     assert patched["delta"][4] > 3.0
-    doc = intervene_text(brackets, "brackets", [COUNTER], doc=0, controls=0)
+    doc = text_effects(brackets, "brackets", [COUNTER], doc=0, controls=0)
     assert len(doc["tokens"]) == len(doc["delta"]) and doc["control_delta"] is None
+
+
+def test_classifier_effects_per_slice(tmp_path):
+    """Ablating the latch unit of a hand-built classifier drops the accuracy on positive examples to
+    chance; the idle units (the controls) change nothing."""
+    from intervene_support import CLF_VOCAB, LatchClassifier, latch_corpus
+    from rnnvis.catalog import Catalog
+    from rnnvis.explore.interventions import corpus_effects, text_effects
+    from rnnvis.explore.jobs import JobManager
+    from rnnvis.explore.session import Explorer
+    from rnnvis.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "home")
+    ex = Explorer(ws, Catalog(ws.catalog_path), JobManager(), max_tokens=5000, warm=False)
+    try:
+        stoi = {w: i for i, w in enumerate(CLF_VOCAB)}
+        ex.add_data("latch", latch_corpus())
+        ex.add_model("latch", LatchClassifier(), encode=lambda t: [stoi[w] for w in t.split()], itos=CLF_VOCAB,
+                     kind="classifier", labels=["neg", "pos"], data="latch")
+        assert ex.jobs.wait(ex.start_recording("latch").id, 120).status == "done"
+        out = corpus_effects(ex, "latch", [0], controls=2, wait_s=120)
+        assert out["kind"] == "classifier" and out["measure"] == "p_gold"
+        assert out["overall"]["before"] == 1.0 and out["overall"]["after"] == 0.5
+        gold = {g["name"]: g for g in out["groups"]["gold"]}
+        assert gold["pos"]["after"] == 0.0 and gold["pos"]["delta"] < -0.4
+        assert gold["pos"]["control_mean"] == 0.0 and gold["pos"]["control_std"] == 0.0
+        one = text_effects(ex, "latch", [0], text="the good film", controls=1)
+        assert one["before"][1] > 0.99 and abs(one["after"][1] - 0.5) < 1e-6
+    finally:
+        ex.jobs.shutdown()
+
+
+def test_http_job_then_result_and_per_text(brackets):
+    """POST /intervene answers 409 with the job while it runs (or the result once cached), then the
+    same JSON as Python; /intervene/text answers at once; bad bodies get {error, fix}."""
+    from fastapi.testclient import TestClient
+
+    from rnnvis.server.app import create_app
+
+    client = TestClient(create_app(brackets.ws, explorer=brackets), base_url="http://127.0.0.1:8000")
+    body = {"units": [COUNTER], "controls": 3, "seed": 7}
+    r = client.post("/api/models/brackets/intervene", json=body)
+    if r.status_code == 409:
+        job = r.json()["job"]
+        assert brackets.jobs.wait(job["id"], 120).status == "done"
+        r = client.post("/api/models/brackets/intervene", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["stream"] == "layer0.fwd.h" and out["controls"] == 3 and out["seed"] == 7
+    assert _group(out, "word", ")")["delta"] > 3.0
+    t = client.post("/api/models/brackets/intervene/text", json={"units": [COUNTER], "text": "a ( b )"})
+    assert t.status_code == 200 and t.json()["delta"][3] > 3.0
+    bad = client.post("/api/models/brackets/intervene", json={"units": [77]})
+    assert bad.status_code == 404 and "fix" in bad.json()
+    assert client.post("/api/models/brackets/intervene", json={"units": []}).status_code in (400, 422)
+    assert client.post("/api/models/brackets/intervene/text", json={"units": [0]}).status_code == 400
+    assert "/api/models/{ref}/intervene" in client.get("/openapi.json").json()["paths"]
+
+
+def test_python_and_cli_on_a_catalog_model(tmp_path, capsys):
+    """`rnnvis.intervene` and `rnnvis intervene` on a trained catalog LM: the recording is made first,
+    the table lists the overall effect and the controls."""
+    import rnnvis
+    from rnnvis.cli import main
+
+    home = tmp_path / "home"
+    data = tmp_path / "lines.txt"
+    data.write_text("\n".join(["the cat sat on the mat .", "a dog ran in the park .", "the ( cat ) sat ."] * 10))
+    torch.manual_seed(0)
+    assert main(["train", "--data", str(data), "--per-line", "--name", "wlm", "--epochs", "1", "--emb", "8",
+                 "--hidden", "12", "--batch-size", "4", "--bptt", "8", "--home", str(home)]) == 0
+    out = rnnvis.intervene("wlm", [0, 3], controls=2, home=home, split="train")
+    assert out["units"] == [0, 3] and out["split"] == "train" and out["overall"]["tokens"] > 0
+    assert set(out["groups"]) >= {"word", "annotation"}
+    one = rnnvis.intervene("wlm", "1", text="the cat sat", mode="scale", value=0.0, controls=0, home=home)
+    assert one["tokens"] == ["the", "cat", "sat"] and one["mode"] == "scale"
+    capsys.readouterr()
+    assert main(["intervene", "wlm", "--units", "0,3", "--controls", "2", "--split", "train",
+                 "--home", str(home)]) == 0
+    table = capsys.readouterr().out
+    assert "layer0.fwd.h" in table and "all" in table and "control" in table
+    assert main(["intervene", "wlm", "--units", "0", "--set", "mean", "--what", "c", "--controls", "2",
+                 "--split", "train", "--json", "--home", str(home)]) == 0
+    assert '"mode": "mean"' in capsys.readouterr().out
+    assert main(["intervene", "wlm", "--units", "99", "--home", str(home), "--split", "train"]) == 2
+    assert "rnnvis: error: units [99]" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Interventions as views (docs/api.md, "Interventions"): ablate, clamp or scale units of one
 stream and measure the effect over the view recording's corpus, next to random-unit controls
-(`intervene`, a cached analysis job), or on one document or typed text (`intervene_text`).
+(`corpus_effects`, a cached analysis job), or on one document or typed text (`text_effects`);
+`intervene` is the same from Python (`rnnvis.intervene`) and the CLI (`rnnvis intervene`).
 
 The corpus pass runs the recording's own windows again, the original, the edit and every control
 draw stacked as rows of ONE batch (`Edit.rows`), so the three share every step's product and Δ is
@@ -273,7 +274,7 @@ def effects_json(eff: Effects, h: ModelHandle, spec: Spec) -> dict:
             "tokens": int(eff.tokens), "overall": None if overall is None else group_json(overall), "groups": fams}
 
 
-def intervene(ex: Explorer, ref: str, units, stream: str | None = None, layer: int = 0, what: str = "h",
+def corpus_effects(ex: Explorer, ref: str, units, stream: str | None = None, layer: int = 0, what: str = "h",
               direction: str = "fwd", mode: str = "zero", value=None, controls: int = CONTROL_DRAWS,
               seed: int = 0, wait_s: float = 0.0) -> dict:
     """The effect of an intervention over the view recording (a cached analysis job; 409 while it runs)."""
@@ -298,7 +299,7 @@ def _top(probs: torch.Tensor, itos: list[str]) -> list[list[dict]]:
              for q, k in zip(pr, ir)] for pr, ir in zip(p, i)]
 
 
-def intervene_text(ex: Explorer, ref: str, units, stream: str | None = None, layer: int = 0, what: str = "h",
+def text_effects(ex: Explorer, ref: str, units, stream: str | None = None, layer: int = 0, what: str = "h",
                    direction: str = "fwd", mode: str = "zero", value=None, controls: int = CONTROL_DRAWS,
                    seed: int = 0, doc: int | None = None, text: str | None = None, source: str | None = None,
                    steps=None) -> dict:
@@ -381,4 +382,54 @@ class _StreamsOnly:
         self.units = units
 
 
-__all__ = ["CONTROL_DRAWS", "Spec", "intervene", "intervene_text", "lm_corpus_effects", "resolve_stream", "token_loss"]
+# -- from Python and the CLI ----------------------------------------------------------------
+def _until_ready(ex: Explorer, fn):
+    """fn(), waiting for the view recording or analysis job it starts (NotReady) until it is done."""
+    from .viewrec import NotReady
+
+    while True:
+        try:
+            return fn()
+        except NotReady as e:
+            job = ex.jobs.wait(e.job.id)
+            if job.status != "done":
+                err = job.error or {}
+                raise RnnvisError(err.get("error") or f"{job.title} {job.status}",
+                                  err.get("fix") or "run it again") from None
+
+
+def intervene(model: str, units, *, split: str | None = None, stream: str | None = None, layer: int = 0,
+              what: str = "h", direction: str = "fwd", mode: str = "zero", value=None,
+              controls: int = CONTROL_DRAWS, seed: int = 0, text: str | None = None, doc: int | None = None,
+              source: str | None = None, explorer: Explorer | None = None, home=None) -> dict:
+    """Ablate (mode 'zero' / 'mean'), clamp ('value') or scale ('scale') `units` of one stream of `model`
+    (a catalog model name or id; an own model with `explorer=`, e.g. `rnnvis.serve(...).explorer`) and
+    measure the effect, next to `controls` draws of as many random units.
+
+    Over the view recording of `split` (made first when missing; cached): the JSON of
+    POST /api/models/{ref}/intervene. With `text=` or `doc=`: that one text, per token (the JSON of
+    POST /api/models/{ref}/intervene/text); mode 'patch' copies the units' states from `source`."""
+    own = explorer is None
+    if own:
+        from ..catalog import Catalog
+        from ..workspace import Workspace
+
+        ws = Workspace.open(home)
+        explorer = Explorer(ws, Catalog(ws.catalog_path), warm=False)
+    ex = explorer
+    try:
+        ref = ex.view(model, split) if split else model
+        kw = dict(stream=stream, layer=layer, what=what, direction=direction, mode=mode, value=value,
+                  controls=controls, seed=seed)
+        if text is not None or doc is not None:
+            if doc is not None:
+                _until_ready(ex, lambda: ex.store(ref))
+            return text_effects(ex, ref, units, doc=doc, text=text, source=source, **kw)
+        _until_ready(ex, lambda: ex.store(ref))
+        return _until_ready(ex, lambda: corpus_effects(ex, ref, units, **kw))
+    finally:
+        if own:
+            ex.jobs.shutdown()
+
+
+__all__ = ["CONTROL_DRAWS", "Spec", "corpus_effects", "intervene", "text_effects", "lm_corpus_effects", "resolve_stream", "token_loss"]
