@@ -347,3 +347,67 @@ def test_python_and_cli_on_a_catalog_model(tmp_path, capsys):
     assert '"mode": "mean"' in capsys.readouterr().out
     assert main(["intervene", "wlm", "--units", "99", "--home", str(home), "--split", "train"]) == 2
     assert "rnnvis: error: units [99]" in capsys.readouterr().err
+
+
+def test_lstm_with_projection_edits_the_projected_h():
+    torch.manual_seed(4)
+    m = nn.LSTM(3, 6, proj_size=2, batch_first=True).eval()
+    x = torch.randn(2, 5, 3)
+    assert editable_streams(m)["layer0.fwd.h"] == 2 and editable_streams(m)["layer0.fwd.c"] == 6
+    got = run_edited(m, x, [Edit("layer0.fwd.h", (1,), "value", value=0.3)], forward=_out(m))
+    h, c = torch.zeros(2, 2), torch.zeros(2, 6)
+    outs = []
+    with torch.no_grad():
+        for t in range(5):
+            pre = x[:, t] @ m.weight_ih_l0.t() + m.bias_ih_l0 + h @ m.weight_hh_l0.t() + m.bias_hh_l0
+            i, f, g, o = pre.chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = set_units((torch.sigmoid(o) * torch.tanh(c)) @ m.weight_hr_l0.t(), (1,), 0.3)
+            outs.append(h)
+    assert torch.allclose(got, torch.stack(outs, 1), atol=1e-5)
+
+
+def test_effect_sums_equal_the_per_group_means():
+    """Sums folded chunk by chunk give each group's mean Δ and the controls' mean and spread."""
+    import numpy as np
+
+    from rnnvis.analysis.effects import EffectSums, random_units
+
+    rng = np.random.default_rng(0)
+    n = 500
+    names = rng.choice(np.array(["x", "y", "", "z"], dtype=object), n)
+    before, delta = rng.normal(2, 1, n), rng.normal(0, 1, n)
+    before[3] = np.nan  # the last token of a window: no loss, in no group
+    ctrl = rng.normal(0, 0.1, (3, n))
+    s = EffectSums(3)
+    for a in range(0, n, 128):
+        s.add("all", "all", before[a:a + 128], delta[a:a + 128], ctrl[:, a:a + 128])
+        s.add("word", names[a:a + 128], before[a:a + 128], delta[a:a + 128], ctrl[:, a:a + 128])
+    eff = s.result()
+    for name in ("x", "y", "z"):
+        sel = (names == name) & np.isfinite(before)
+        g = eff.get("word", name)
+        per_draw = ctrl[:, sel].mean(1)
+        assert g.tokens == sel.sum() and np.isclose(g.delta, delta[sel].mean())
+        assert np.isclose(g.before, before[sel].mean()) and np.isclose(g.after, (before + delta)[sel].mean())
+        assert np.isclose(g.control_mean, per_draw.mean()) and np.isclose(g.control_std, per_draw.std(ddof=1))
+    assert eff.tokens == n - 1 and {g.name for g in eff.family("word")} == {"x", "y", "z"}
+    draws = random_units(10, 3, (0, 1), 5, seed=1)
+    assert draws == random_units(10, 3, (0, 1), 5, seed=1) and all(len(set(d)) == 3 and 0 not in d and 1 not in d
+                                                                   for d in draws)
+
+
+def test_step_cells_are_refused_with_a_fix():
+    class Loop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = nn.LSTMCell(3, 4)
+
+        def forward(self, x):
+            h = c = torch.zeros(x.shape[0], 4)
+            for t in range(x.shape[1]):
+                h, c = self.cell(x[:, t], (h, c))
+            return h
+
+    with pytest.raises(RnnvisError, match="step cells"):
+        run_edited(Loop().eval(), torch.randn(1, 3, 3), [Edit("cell.h", (0,))])
