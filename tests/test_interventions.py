@@ -411,3 +411,20 @@ def test_step_cells_are_refused_with_a_fix():
 
     with pytest.raises(RnnvisError, match="step cells"):
         run_edited(Loop().eval(), torch.randn(1, 3, 3), [Edit("cell.h", (0,))])
+
+
+def test_unedited_layers_run_fused_and_final_states_stay_right():
+    """An edit of layer 1 only: layer 0 runs torch's fused kernel, and the module's final (h_n, c_n)
+    are those of the hand loop, for both layers."""
+    m = _lstm(seed=5)
+    x = torch.randn(2, 6, 5)
+    out, (h_n, c_n) = run_edited(m, x, [Edit("layer1.fwd.c", (2,), "zero")], forward=lambda mod, inp: mod(inp))
+    c0, c1 = cells_of(m, 0), cells_of(m, 1)
+    h = [torch.zeros(2, 7) for _ in range(2)]
+    c = [torch.zeros(2, 7) for _ in range(2)]
+    with torch.no_grad():
+        for t in range(6):
+            h[0], c[0] = lstm_cell_step(c0, x[:, t], h[0], c[0])
+            h[1], c[1] = lstm_cell_step(c1, h[0], h[1], c[1], c_fn=lambda v: set_units(v, (2,), 0.0))
+    assert torch.allclose(out[:, -1], h[1], atol=1e-5)
+    assert torch.allclose(h_n, torch.stack(h), atol=1e-5) and torch.allclose(c_n, torch.stack(c), atol=1e-5)

@@ -95,7 +95,7 @@ def _initial_state(module, kind: str, hx, B: int, unbatched: bool, like: Tensor)
 def run_module(module, kind: str, inp, hx=None, method: str = "scan", direction=None):
     """Recompute `module(inp, hx)`; return (torch-format output, streams, lengths, finals).
 
-    direction(layer, 'fwd'|'bwd', x, h0, c0, weights, tindex) -> streams, when given, runs each
+    direction(layer, 'fwd'|'bwd', x, h0, c0, weights, tindex, varlen=) -> streams, when given, runs each
     layer and direction instead of `run_direction` (interventions, intervene.py); tindex (T, B) is
     the original time step of each run step (the backward direction runs reversed).
 
@@ -125,7 +125,8 @@ def run_module(module, kind: str, inp, hx=None, method: str = "scan", direction=
             if direction is None:
                 res = run_direction(method, kind, xin, h0, c0, w)  # each (T, B, units), run frame
             else:
-                res = direction(k, "fwd" if d == 0 else "bwd", xin, h0, c0, w, _time_index(d, rev_idx, T, B, x))
+                res = direction(k, "fwd" if d == 0 else "bwd", xin, h0, c0, w, _time_index(d, rev_idx, T, B, x),
+                                varlen=norm.varlen)
             bidx = torch.arange(B, device=x.device)
             h_n.append(res["h"][last, bidx])
             if kind == "lstm":
