@@ -189,7 +189,8 @@ def _edit_mode(args: argparse.Namespace) -> tuple[str, float | None]:
     try:
         return "value", float(args.set_to)
     except ValueError:
-        raise RnnvisError(f"--set {args.set_to!r} is neither zero, mean nor a number", "e.g. --set mean or --set 0.5") from None
+        raise RnnvisError(f"--set {args.set_to!r} is neither zero, mean nor a number",
+                          "e.g. --set mean or --set 0.5") from None
 
 
 def _effect_row(g: dict) -> str:
@@ -198,7 +199,7 @@ def _effect_row(g: dict) -> str:
     name = f"{g['family']}: {g['name']}" if g["family"] != "all" else "all"
     z = g.get("z")
     return (f"{name[:34]:<34} {g['tokens']:>8,} {f(g['before'])} {f(g['delta'], 9)} "
-            f"{f(g['control_mean'], 9)} ± {f(g['control_std'], 6)} {f(g['excess'], 9)} {f(z, 7, 1) if z is not None else '      -'}")
+            f"{f(g['control_mean'], 9)} ± {f(g['control_std'], 6)} {f(g['excess'], 9)} {f(z, 7, 1)}")
 
 
 def cmd_intervene(args: argparse.Namespace) -> int:
@@ -219,7 +220,8 @@ def cmd_intervene(args: argparse.Namespace) -> int:
         if out["kind"] == "classifier":
             print(f"p(class) before {out['before']}  after {out['after']}")
             return 0
-        for t, b, d, c in zip(out["tokens"], out["loss_before"], out["delta"], out["control_delta"] or [None] * len(out["tokens"])):
+        ctrl = out["control_delta"] or [None] * len(out["tokens"])
+        for t, b, d, c in zip(out["tokens"], out["loss_before"], out["delta"], ctrl):
             cs = "" if c is None else f"  control Δ {c:+.3f}"
             print(f"{t!r:>16} " + ("" if b is None else f"loss {b:.3f}  Δ {d:+.3f}{cs}"))
         return 0
@@ -227,7 +229,8 @@ def cmd_intervene(args: argparse.Namespace) -> int:
     print(f"{what} of units {units} of {out['stream']} on {out['model']} ({out['split']}), {out['tokens']:,} "
           f"{'tokens' if out['kind'] == 'lm' else 'examples'}; controls: {out['controls']} draws of "
           f"{len(out['units'])} random units")
-    print(f"{'group':<34} {'n':>8} {measure:>8} {'Δ' + out['measure']:>9} {'control Δ':>9}   {'sd':>6} {'excess':>9} {'z':>7}")
+    print(f"{'group':<34} {'n':>8} {measure:>8} {'Δ' + out['measure']:>9} {'control Δ':>9}   {'sd':>6} "
+          f"{'excess':>9} {'z':>7}")
     if out["overall"]:
         print(_effect_row(out["overall"]))
     for fam, rows in out["groups"].items():

@@ -22,7 +22,8 @@ from .session import Explorer, ModelHandle, parse_stream
 CONTROL_DRAWS = 5  # random-unit control draws by default
 MAX_DRAWS = 20
 MAX_UNITS = 512  # units of one edit
-LOGIT_BUDGET = 8_000_000  # logits (floats) of one batch, all variants together
+LOGIT_BUDGET = 64_000_000  # logits (floats, 256 MB) of one batch, all variants together: a recording's
+# batch at 10k words (32 windows x 200 tokens); fewer rows would leave each step's product tiny
 MAX_ROWS = 64  # windows of one batch
 TOP_GROUPS = 30  # groups per family in the answer
 MIN_WORD_TOKENS = 3  # a word group needs this many predicted tokens
@@ -69,8 +70,6 @@ class Spec:
 
     def __init__(self, store, stream, units, mode="zero", value=None, controls=CONTROL_DRAWS, seed=0,
                  steps=None):
-        from ..recording.intervene import Edit  # noqa: F401 - checked to exist before a job starts
-
         self.stream = stream
         self.units = parse_units(units)
         width = int(store.units[stream])
@@ -248,7 +247,8 @@ def classifier_corpus_effects(ex: Explorer, ref: str, spec: Spec, ctx) -> Effect
         with torch.no_grad():
             logits = _run_variants(h, spec, ids, torch.tensor([len(r) for r in rows]))  # (variants*R, classes)
         probs.append(torch.softmax(logits.float(), -1).numpy().reshape(variants, len(rows), -1))
-        ctx.progress(min(1.0, (i + MAX_ROWS) / docs.size), f"intervening: {min(docs.size, i + MAX_ROWS):,} of {docs.size:,} documents")
+        done = min(docs.size, i + MAX_ROWS)
+        ctx.progress(done / docs.size, f"intervening: {done:,} of {docs.size:,} documents")
     p = np.concatenate(probs, 1)  # (variants, docs, classes)
     tokens = [h.decode(tok_ids[a:b]) for a, b in zip(starts, stops)]
     return classifier_effects(tokens, p[0], p[1], p[2:], y, class_names(h, p.shape[-1]))
@@ -432,4 +432,5 @@ def intervene(model: str, units, *, split: str | None = None, stream: str | None
             ex.jobs.shutdown()
 
 
-__all__ = ["CONTROL_DRAWS", "Spec", "corpus_effects", "intervene", "text_effects", "lm_corpus_effects", "resolve_stream", "token_loss"]
+__all__ = ["CONTROL_DRAWS", "Spec", "corpus_effects", "intervene", "lm_corpus_effects", "resolve_stream", "text_effects",
+           "token_loss"]
