@@ -215,6 +215,9 @@ def test_ablating_the_counter_breaks_closing_brackets(brackets):
     assert depth["delta"] < -1.0 and abs(depth["control_mean"]) < 0.05
     assert counter["groups"]["annotation"][0]["name"] in ("bracket_depth=0", "bracket_depth=1")
     assert counter["overall"]["tokens"] > 0 and counter["measure"] == "loss"
+    # next to it, the correlational score: the counter's h follows bracket depth, the distractor's does not
+    assert counter["correlation"]["bracket_depth"][0] > 0.9
+    assert abs(distractor["correlation"]["bracket_depth"][0]) < 0.5
 
 
 def test_corpus_effect_of_no_change_is_exactly_zero(brackets):

@@ -52,6 +52,7 @@ class Effects:
     tokens: int
     draws: int
     groups: tuple[GroupEffect, ...]
+    correlation: dict | None = None  # {annotation: (units,) Pearson r of the edited units}, LM only
 
     def family(self, family: str) -> list[GroupEffect]:
         """The groups of one family, largest |excess| first."""
@@ -122,6 +123,38 @@ class EffectSums:
         return Effects(kind, total, self.draws, tuple(groups))
 
 
+class CorrelationSums:
+    """Pearson r of each edited unit with each annotation (on the same token, as discovery ranks
+    units), from running sums: the correlational score shown next to the causal effect."""
+
+    def __init__(self):
+        self._sums: dict[str, list[np.ndarray]] = {}  # name -> [n, Σx, Σx², Σy, Σy², Σxy]
+
+    def add(self, name: str, x: np.ndarray, y: np.ndarray) -> None:
+        """x (n, units) unit values, y (n,) annotation (bool or number; NaN rows skipped)."""
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        ok = np.isfinite(y) & np.isfinite(x).all(1)
+        x, y = x[ok], y[ok]
+        part = [np.full(x.shape[1], float(y.size)), x.sum(0), (x * x).sum(0), np.full(x.shape[1], y.sum()),
+                np.full(x.shape[1], (y * y).sum()), x.T @ y]
+        if name in self._sums:
+            self._sums[name] = [a + b for a, b in zip(self._sums[name], part)]
+        else:
+            self._sums[name] = part
+
+    def result(self) -> dict[str, np.ndarray]:
+        """{annotation: (units,) r}; NaN where a unit or the annotation did not vary."""
+        out = {}
+        for name, (n, sx, sxx, sy, syy, sxy) in self._sums.items():
+            n = np.maximum(n, 1)
+            cov = sxy / n - sx * sy / n ** 2
+            vx, vy = sxx / n - (sx / n) ** 2, syy / n - (sy / n) ** 2
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = cov / np.sqrt(vx * vy)
+            out[name] = np.where((vx > 1e-12) & (vy > 1e-12), r, np.nan)
+        return out
+
+
 def classifier_effects(tokens, probs: np.ndarray, edited: np.ndarray, controls: np.ndarray, labels: np.ndarray,
                        class_names=None) -> Effects:
     """Effects on a classifier: probs/edited (n, classes) before/after the edit, controls (draws, n,
@@ -162,4 +195,4 @@ def random_units(units: int, k: int, exclude, draws: int, seed: int = 0) -> list
     return [tuple(sorted(int(u) for u in rng.choice(pool, size=k, replace=False))) for _ in range(draws)]
 
 
-__all__ = ["EffectSums", "Effects", "GroupEffect", "classifier_effects", "random_units"]
+__all__ = ["CorrelationSums", "EffectSums", "Effects", "GroupEffect", "classifier_effects", "random_units"]

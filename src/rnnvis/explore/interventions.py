@@ -10,11 +10,13 @@ exactly 0 where an edit changes nothing. Per-token losses live for one batch; th
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
 from ..analysis.chunks import CHUNK_TOKENS
-from ..analysis.effects import EffectSums, Effects, GroupEffect, classifier_effects, random_units
+from ..analysis.effects import CorrelationSums, EffectSums, Effects, GroupEffect, classifier_effects, random_units
 from ..errors import NotFound, RnnvisError
 from .common import bad, check_int, doc_range, num, token_pos
 from .session import Explorer, ModelHandle, parse_stream
@@ -179,6 +181,7 @@ def lm_corpus_effects(ex: Explorer, ref: str, spec: Spec, ctx) -> Effects:
     W = store.windows
     n = store.n_tokens
     sums = EffectSums(spec.draws)
+    corr = CorrelationSums() if spec.stream in store.streams else None  # stored per token: h by default
     done = 0
     for ch in chunks(store, (), ("token_ids", "doc_ids"), CHUNK_TOKENS, by_document=True,
                      extra=annotator(h.decode, names, None)):
@@ -208,10 +211,13 @@ def lm_corpus_effects(ex: Explorer, ref: str, spec: Spec, ctx) -> Effects:
                  before, delta, ctrl)
         if tags is not None:
             sums.add("pos", np.concatenate([tags[a + 1:b], [""]]).astype(object), before, delta, ctrl)
+        xs = store.read(spec.stream, a, b, units=list(spec.units)) if corr is not None else None
         for nm in names:
             v = ch.columns.get(nm)
             if v is not None:
                 sums.add("annotation", _bucket(nm, np.concatenate([v[1:], v[-1:]])), before, delta, ctrl)
+                if xs is not None:
+                    corr.add(nm, xs, v)
         if cats is not None:
             codes, cnames = cats
             c = np.asarray(codes[a:b]).astype(np.int64)
@@ -220,7 +226,7 @@ def lm_corpus_effects(ex: Explorer, ref: str, spec: Spec, ctx) -> Effects:
             sums.add("error", lab, before, delta, ctrl)
         done = b
         ctx.progress(done / max(n, 1), f"intervening: {done:,} of {n:,} tokens")
-    return sums.result("lm")
+    return dataclasses.replace(sums.result("lm"), correlation=None if corr is None else corr.result())
 
 
 def classifier_corpus_effects(ex: Explorer, ref: str, spec: Spec, ctx) -> Effects:
@@ -271,7 +277,10 @@ def effects_json(eff: Effects, h: ModelHandle, spec: Spec) -> dict:
     return {"model": h.name, "split": h.split, "kind": eff.kind, **spec.params(),
             "control_units": [list(u) for u in spec.control_units],
             "measure": "loss" if eff.kind == "lm" else "p_gold",
-            "tokens": int(eff.tokens), "overall": None if overall is None else group_json(overall), "groups": fams}
+            "tokens": int(eff.tokens), "overall": None if overall is None else group_json(overall), "groups": fams,
+            # the correlational score beside the causal one: r of each edited unit with each annotation
+            "correlation": None if eff.correlation is None else
+            {k: [num(r) for r in v] for k, v in eff.correlation.items()}}
 
 
 def corpus_effects(ex: Explorer, ref: str, units, stream: str | None = None, layer: int = 0, what: str = "h",
