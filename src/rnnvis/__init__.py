@@ -61,6 +61,10 @@ _EXPORTS = {
     "Percentile": ".analysis",
     "import_csv": ".importrun",
     "import_tensorboard": ".importrun",
+    # interventions (issue 16)
+    "intervene": ".explore.interventions",
+    "Edit": ".recording.intervene",
+    "run_edited": ".recording.intervene",
     # demo
     "prepare_demo": ".demo",
     # the web app from Python (own models)

@@ -114,6 +114,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: csv for a .csv file, tensorboard otherwise")
     p.add_argument("--split", default="train", help="split of metrics that name none (default train)")
 
+    p = sub.add_parser("intervene", help="ablate, clamp or scale units and measure the effect against random units",
+                       description="Test what units do: set them to zero, their mean or a constant (or scale "
+                       "them) inside the recurrence, over the model's view recording of a split, and print the "
+                       "change of loss (classifiers: of p(gold) and accuracy) by group, next to the same edit "
+                       "of as many random units (the controls). With --text: that text, token by token.")
+    _add_home(p)
+    p.add_argument("model", metavar="MODEL", help="model name or id")
+    p.add_argument("--units", required=True, help="comma-separated units, e.g. 3,17")
+    p.add_argument("--layer", type=int, default=0)
+    p.add_argument("--what", default="h", help="h, c or gate.<name>, e.g. gate.f (default h)")
+    p.add_argument("--direction", default="fwd", choices=["fwd", "bwd"])
+    p.add_argument("--stream", help="the stream by name instead (e.g. layer1.fwd.gate.f)")
+    p.add_argument("--set", dest="set_to", default="zero", metavar="zero|mean|VALUE",
+                   help="what the units become (default zero)")
+    p.add_argument("--scale", type=float, help="multiply the units by this factor instead of setting them")
+    p.add_argument("--split", help="the split whose view recording is used (default: the model's, test)")
+    p.add_argument("--controls", type=int, default=5, help="random-unit control draws (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the control draws")
+    p.add_argument("--text", help="measure on this text only, per token")
+    p.add_argument("--top", type=int, default=8, help="groups shown per family (default 8)")
+    p.add_argument("--json", action="store_true", help="print the JSON of the API instead of a table")
+
     p = sub.add_parser("models", help="list trained models")
     _add_home(p)
     p.add_argument("--json", action="store_true")

@@ -182,6 +182,65 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- interventions --------------------------------------------------------------------
+def _edit_mode(args: argparse.Namespace) -> tuple[str, float | None]:
+    if args.scale is not None:
+        return "scale", args.scale
+    if args.set_to in ("zero", "mean"):
+        return args.set_to, None
+    try:
+        return "value", float(args.set_to)
+    except ValueError:
+        raise RnnvisError(f"--set {args.set_to!r} is neither zero, mean nor a number",
+                          "e.g. --set mean or --set 0.5") from None
+
+
+def _effect_row(g: dict) -> str:
+    def f(v, w=8, d=3):
+        return f"{v:>{w}.{d}f}" if v is not None else f"{'-':>{w}}"
+    name = f"{g['family']}: {g['name']}" if g["family"] != "all" else "all"
+    z = g.get("z")
+    return (f"{name[:34]:<34} {g['tokens']:>8,} {f(g['before'])} {f(g['delta'], 9)} "
+            f"{f(g['control_mean'], 9)} ± {f(g['control_std'], 6)} {f(g['excess'], 9)} {f(z, 7, 1)}")
+
+
+def cmd_intervene(args: argparse.Namespace) -> int:
+    from .explore.interventions import intervene
+
+    ws, _ = _open(args)
+    mode, value = _edit_mode(args)
+    out = intervene(args.model, args.units, split=args.split, stream=args.stream, layer=args.layer, what=args.what,
+                    direction=args.direction, mode=mode, value=value, controls=args.controls, seed=args.seed,
+                    text=args.text, home=ws.home)
+    if args.json:
+        print_json(out)
+        return 0
+    what = f"{out['mode']}{'' if out['value'] is None else ' ' + str(out['value'])}"
+    units = ",".join(str(u) for u in out["units"])
+    if args.text is not None:
+        print(f"{what} of units {units} of {out['stream']} on {out['model']}; Δ = change of the loss of each token")
+        if out["kind"] == "classifier":
+            print(f"p(class) before {out['before']}  after {out['after']}")
+            return 0
+        ctrl = out["control_delta"] or [None] * len(out["tokens"])
+        for t, b, d, c in zip(out["tokens"], out["loss_before"], out["delta"], ctrl):
+            cs = "" if c is None else f"  control Δ {c:+.3f}"
+            print(f"{t!r:>16} " + ("" if b is None else f"loss {b:.3f}  Δ {d:+.3f}{cs}"))
+        return 0
+    measure = "loss" if out["measure"] == "loss" else "acc"
+    print(f"{what} of units {units} of {out['stream']} on {out['model']} ({out['split']}), {out['tokens']:,} "
+          f"{'tokens' if out['kind'] == 'lm' else 'examples'}; controls: {out['controls']} draws of "
+          f"{len(out['units'])} random units")
+    print(f"{'group':<34} {'n':>8} {measure:>8} {'Δ' + out['measure']:>9} {'control Δ':>9}   {'sd':>6} "
+          f"{'excess':>9} {'z':>7}")
+    if out["overall"]:
+        print(_effect_row(out["overall"]))
+    for fam, rows in out["groups"].items():
+        for g in rows[:args.top]:
+            print(_effect_row(g))
+    return 0
+
+
 # -- demo and server ------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import prepare_demo

@@ -69,6 +69,14 @@ def _take_time(x: Tensor, idx: Tensor) -> Tensor:
     return x.gather(0, idx[..., None].expand(-1, -1, x.shape[-1]))
 
 
+def _time_index(d: int, rev_idx: Tensor | None, T: int, B: int, like: Tensor) -> Tensor:
+    """(T, B) original time step of each run step of direction d."""
+    if d == 1 and rev_idx is not None:
+        return rev_idx
+    t = torch.arange(T, device=like.device)
+    return (t.flip(0) if d == 1 else t)[:, None].expand(T, B)
+
+
 def _initial_state(module, kind: str, hx, B: int, unbatched: bool, like: Tensor):
     """(h0, c0) as (L*D, B, H_out) / (L*D, B, H); zeros when the caller passed none."""
     D = 2 if module.bidirectional else 1
@@ -84,8 +92,12 @@ def _initial_state(module, kind: str, hx, B: int, unbatched: bool, like: Tensor)
     return h0, c0
 
 
-def run_module(module, kind: str, inp, hx=None, method: str = "scan"):
+def run_module(module, kind: str, inp, hx=None, method: str = "scan", direction=None):
     """Recompute `module(inp, hx)`; return (torch-format output, streams, lengths, finals).
+
+    direction(layer, 'fwd'|'bwd', x, h0, c0, weights, tindex, varlen=) -> streams, when given, runs each
+    layer and direction instead of `run_direction` (interventions, intervene.py); tindex (T, B) is
+    the original time step of each run step (the backward direction runs reversed).
 
     streams: {(layer, 'fwd'|'bwd', suffix): (B, T, units)}; lengths: (B,) int64;
     finals: (h_n, c_n) time-major finals (L*D, B, ·) in the caller's batch order.
@@ -110,7 +122,11 @@ def run_module(module, kind: str, inp, hx=None, method: str = "scan"):
             xin = layer_in
             if d == 1:
                 xin = _take_time(layer_in, rev_idx) if norm.varlen else layer_in.flip(0)
-            res = run_direction(method, kind, xin, h0, c0, w)  # each (T, B, units), run frame
+            if direction is None:
+                res = run_direction(method, kind, xin, h0, c0, w)  # each (T, B, units), run frame
+            else:
+                res = direction(k, "fwd" if d == 0 else "bwd", xin, h0, c0, w, _time_index(d, rev_idx, T, B, x),
+                                varlen=norm.varlen)
             bidx = torch.arange(B, device=x.device)
             h_n.append(res["h"][last, bidx])
             if kind == "lstm":

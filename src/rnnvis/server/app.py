@@ -237,6 +237,7 @@ def create_app(ws: Workspace, host: str = "127.0.0.1", token: str | None = None,
     app.include_router(explore_router(app.state.explorer))
     from .routes_perf import perf_router  # noqa: E402 - issue 5: performance, errors, training, compare
     app.include_router(perf_router(app.state.explorer))
+    from .routes_intervene import intervene_router; app.include_router(intervene_router(app.state.explorer))  # noqa: E402,E702 - issue 16
 
     @app.get("/api/runs", response_model=list[RunOut])
     def runs() -> list[dict]:
