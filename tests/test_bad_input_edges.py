@@ -6,20 +6,10 @@ import math
 import pytest
 from fastapi.testclient import TestClient
 
-from rnnvis.cli import main
+from cli_support import cli_error
 from rnnvis.errors import RnnvisError
 
 TEXTS = ["the cat sat on the mat", "a dog ran in the park", "the bird sang a song"] * 4
-
-
-def cli_error(capsys, *args):
-    """The one stderr line of a CLI command that must fail with status 2."""
-    code = main(list(args))
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("rnnvis: error: ") and " — " in lines[0], err
-    return lines[0]
 
 
 def is_error(body) -> bool:

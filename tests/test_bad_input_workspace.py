@@ -15,6 +15,7 @@ import pytest
 import rnnvis
 from rnnvis import catalog as catalog_mod
 from rnnvis.catalog import SCHEMA_VERSION, Catalog
+from cli_support import cli_error
 from rnnvis.cli import main
 from rnnvis.errors import RnnvisError
 
@@ -24,16 +25,6 @@ TEXT = ["the cat sat on the mat .", "a dog ran in the park .", "the bird sang a 
 # The catalog as rnnvis 0.1 wrote it (schema 1): what the migrations start from.
 V1_RUNS = """CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, config TEXT NOT NULL,
     status TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL, source TEXT NOT NULL DEFAULT 'rnnvis')"""
-
-
-def cli_error(capsys, *args):
-    """The one stderr line of a CLI command that must fail with status 2."""
-    code = main(list(args))
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("rnnvis: error: ") and " — " in lines[0], err
-    return lines[0]
 
 
 def columns(path, table):

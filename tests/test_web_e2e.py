@@ -11,20 +11,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from web_support import (chromium_available, checked_page, live_server, make_workspace, own_data,
+from web_support import (browser_marks, checked_page, live_server, make_workspace, own_data,
                          wait_drawn)
 
-WEB = Path(__file__).resolve().parent.parent / "src" / "rnnvis" / "web" / "index.html"
-
-pytestmark = [
-    pytest.mark.skipif(not chromium_available(), reason="Debian's chromium is not installed "
-                       "(`apt-get install -y chromium`; `make test` does it as root)"),
-    pytest.mark.skipif(not WEB.exists(), reason="the web app is not built (`make frontend`)"),
-]
+pytestmark = browser_marks()
 
 VIEWS = ["summary", "main", "sentence", "detail", "radar", "projection", "discovery", "pattern", "compare"]
 TIMEOUT = 60_000  # ms; first requests compute analyses on two slow cores

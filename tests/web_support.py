@@ -9,6 +9,7 @@ import contextlib
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
+WEB = Path(__file__).resolve().parent.parent / "src" / "rnnvis" / "web" / "index.html"  # the built app
 # Flags for a sandboxed, offline machine: no first-run, sync or component downloads.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -29,6 +30,15 @@ REVIEWS = [("a wonderful and moving film", "pos"), ("great acting and a clever s
 
 def chromium_available() -> bool:
     return Path(CHROMIUM).exists()
+
+
+def browser_marks() -> list:
+    """pytestmark of a browser test module: skipped, saying why, without chromium or the built app."""
+    import pytest
+
+    return [pytest.mark.skipif(not chromium_available(), reason="Debian's chromium is not installed "
+                               "(`apt-get install -y chromium`; `make test` does it as root)"),
+            pytest.mark.skipif(not WEB.exists(), reason="the web app is not built (`make frontend`)")]
 
 
 def make_workspace(home: Path) -> Path:
